@@ -1,0 +1,981 @@
+//! The jobs table on DynamoDB: jobs, idempotency keys, API keys, assets and the scaler's memory in
+//! one table keyed by `pk`/`sk`, with two global secondary indexes:
+//!
+//! - `by-tenant` (`tenant_pk`, `tenant_sk`): a tenant's jobs, newest first, for listing;
+//! - `active` (`active_pk`, `active_sk`): a sparse index holding only queued and running jobs,
+//!   which the scaler and the sweeper read instead of scanning the table.
+//!
+//! Every state transition is an `UpdateItem` with a condition on the current state (and, for the
+//! agent, on its attempt and instance), so transitions never go backwards or happen twice.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+
+use super::classify;
+use crate::clock::EpochMillis;
+use crate::ids::{AssetId, JobId};
+use crate::job::{ActiveJob, Job, JobError, JobOutput, JobState, Outcome};
+use crate::names::{ACTIVE_INDEX, ACTIVE_INDEX_ATTRIBUTES, TENANT_INDEX};
+use crate::ports::{
+    ActiveWork, ApiKeyRecord, ApiKeys, Asset, AssetStore, CancelOutcome, Claim, Created, Directive,
+    Idempotency, JobLedger, JobPage, JobStore, Lease, ListQuery, ScalerMemory,
+};
+use crate::spec::JobSpec;
+use crate::{Error, Result};
+
+type Item = HashMap<String, AttributeValue>;
+
+const ACTIVE: &str = "ACTIVE";
+const SCALER_STATE_PK: &str = "SCALER";
+const SCALER_DECISIONS_PK: &str = "SCALER#DECISIONS";
+/// The attribute DynamoDB's TTL deletes items by (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at_s";
+
+/// The table's keys and indexes, shared by provisioning code and the Terraform contract test.
+#[derive(Debug)]
+pub struct TableLayout;
+
+impl TableLayout {
+    pub const PARTITION_KEY: &'static str = "pk";
+    pub const SORT_KEY: &'static str = "sk";
+    /// (index name, partition key, sort key)
+    pub const INDEXES: [(&'static str, &'static str, &'static str); 2] = [
+        (TENANT_INDEX, "tenant_pk", "tenant_sk"),
+        (ACTIVE_INDEX, "active_pk", "active_sk"),
+    ];
+}
+
+/// The jobs table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn b(v: bool) -> AttributeValue {
+    AttributeValue::Bool(v)
+}
+
+fn job_pk(id: &JobId) -> String {
+    format!("JOB#{id}")
+}
+
+/// The sort key of a job in both indexes: creation time, then id, so ties still order.
+fn order_key(created_at: EpochMillis, id: &JobId) -> String {
+    format!("{created_at:013}#{id}")
+}
+
+fn req_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(Error::corrupt(
+            "item",
+            format!("attribute {name} missing or not a string"),
+        )),
+    }
+}
+fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+fn opt_n<T: FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::corrupt("item", format!("attribute {name} is not a number: {v}"))),
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(_) => Err(Error::corrupt(
+            "item",
+            format!("attribute {name} is not a number"),
+        )),
+    }
+}
+fn req_n<T: FromStr>(item: &Item, name: &str) -> Result<T> {
+    opt_n(item, name)?.ok_or_else(|| Error::corrupt("item", format!("attribute {name} missing")))
+}
+fn opt_b(item: &Item, name: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+fn state_of(item: &Item) -> Result<JobState> {
+    let st = req_s(item, "state")?;
+    JobState::parse(st).ok_or_else(|| Error::corrupt("job", format!("unknown state {st}")))
+}
+
+fn job_id_of(item: &Item) -> Result<JobId> {
+    let id = req_s(item, "id")?;
+    JobId::parse(id).ok_or_else(|| Error::corrupt("job", format!("bad id {id}")))
+}
+
+fn job_to_item(job: &Job) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(job_pk(&job.id)));
+    item.insert("sk".into(), s("JOB"));
+    item.insert("id".into(), s(job.id.as_str()));
+    item.insert("tenant".into(), s(&job.tenant));
+    item.insert("state".into(), s(job.state.as_str()));
+    item.insert(
+        "spec".into(),
+        s(serde_json::to_string(&job.spec).expect("a job spec always serializes")),
+    );
+    item.insert("created_at".into(), n(job.created_at));
+    item.insert("updated_at".into(), n(job.updated_at));
+    item.insert("attempts".into(), n(job.attempts));
+    item.insert("progress".into(), n(job.progress));
+    item.insert("cancel_requested".into(), b(job.cancel_requested));
+    item.insert("enqueued".into(), b(job.enqueued));
+    item.insert("est_work".into(), n(job.est_work));
+    item.insert("priority".into(), n(job.priority));
+    item.insert("tenant_pk".into(), s(format!("T#{}", job.tenant)));
+    item.insert("tenant_sk".into(), s(order_key(job.created_at, &job.id)));
+    if !job.state.is_terminal() {
+        item.insert("active_pk".into(), s(ACTIVE));
+        item.insert("active_sk".into(), s(order_key(job.created_at, &job.id)));
+    }
+    if let Some(v) = job.started_at {
+        item.insert("started_at".into(), n(v));
+    }
+    if let Some(v) = job.finished_at {
+        item.insert("finished_at".into(), n(v));
+    }
+    if let Some(v) = &job.instance_id {
+        item.insert("instance_id".into(), s(v));
+    }
+    if let Some(v) = &job.message_id {
+        item.insert("message_id".into(), s(v));
+    }
+    if let Some(v) = job.lease_until {
+        item.insert("lease_until".into(), n(v));
+    }
+    if let Some(e) = &job.error {
+        item.insert("error_code".into(), s(&e.code));
+        item.insert("error_message".into(), s(&e.message));
+    }
+    if let Some(o) = &job.output {
+        item.insert("output_key".into(), s(&o.key));
+        item.insert("output_size".into(), n(o.size_bytes));
+        item.insert("output_duration".into(), n(o.duration));
+    }
+    item
+}
+
+fn item_to_job(item: &Item) -> Result<Job> {
+    let spec_json = req_s(item, "spec")?;
+    let spec: JobSpec =
+        serde_json::from_str(spec_json).map_err(|e| Error::corrupt("job spec", e.to_string()))?;
+    let error = match (opt_s(item, "error_code"), opt_s(item, "error_message")) {
+        (Some(code), message) => Some(JobError {
+            code,
+            message: message.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    let output = match opt_s(item, "output_key") {
+        Some(key) => Some(JobOutput {
+            key,
+            size_bytes: opt_n(item, "output_size")?.unwrap_or(0),
+            duration: opt_n(item, "output_duration")?.unwrap_or(0.0),
+        }),
+        None => None,
+    };
+    Ok(Job {
+        id: job_id_of(item)?,
+        tenant: req_s(item, "tenant")?.to_owned(),
+        state: state_of(item)?,
+        spec,
+        created_at: req_n(item, "created_at")?,
+        updated_at: req_n(item, "updated_at")?,
+        started_at: opt_n(item, "started_at")?,
+        finished_at: opt_n(item, "finished_at")?,
+        attempts: req_n(item, "attempts")?,
+        instance_id: opt_s(item, "instance_id"),
+        message_id: opt_s(item, "message_id"),
+        progress: opt_n(item, "progress")?.unwrap_or(0.0),
+        error,
+        output,
+        cancel_requested: opt_b(item, "cancel_requested"),
+        enqueued: opt_b(item, "enqueued"),
+        lease_until: opt_n(item, "lease_until")?,
+        est_work: opt_n(item, "est_work")?.unwrap_or(1.0),
+        priority: opt_n(item, "priority")?.unwrap_or(5),
+    })
+}
+
+fn item_to_active(item: &Item) -> Result<ActiveJob> {
+    Ok(ActiveJob {
+        id: job_id_of(item)?,
+        state: state_of(item)?,
+        created_at: req_n(item, "created_at")?,
+        started_at: opt_n(item, "started_at")?,
+        est_work: opt_n(item, "est_work")?.unwrap_or(1.0),
+        instance_id: opt_s(item, "instance_id"),
+        enqueued: opt_b(item, "enqueued"),
+        lease_until: opt_n(item, "lease_until")?,
+        attempts: opt_n(item, "attempts")?.unwrap_or(0),
+        priority: opt_n(item, "priority")?.unwrap_or(5),
+    })
+}
+
+/// Parses a store cursor: the order key of the last job of the previous page.
+fn parse_cursor(cursor: &str) -> Option<(EpochMillis, JobId)> {
+    let (ms, id) = cursor.split_once('#')?;
+    if ms.len() != 13 || !ms.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((ms.parse().ok()?, JobId::parse(id)?))
+}
+
+/// Whether `cursor` has the shape [`JobStore::list`] produces.
+pub fn is_valid_cursor(cursor: &str) -> bool {
+    parse_cursor(cursor).is_some()
+}
+
+impl DynamoStore {
+    pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    /// Whether the table answers (for readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeTable", e))?;
+        Ok(())
+    }
+
+    /// Creates the table with its keys, indexes and TTL, as the Terraform storage module does.
+    /// Used by the local stack; succeeds if the table exists.
+    pub async fn create_table(&self) -> Result<()> {
+        let key = |name: &str, kt: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kt)
+                .build()
+                .expect("complete")
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("complete")
+        };
+        let mut req = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(TableLayout::PARTITION_KEY, KeyType::Hash))
+            .key_schema(key(TableLayout::SORT_KEY, KeyType::Range))
+            .attribute_definitions(attr(TableLayout::PARTITION_KEY))
+            .attribute_definitions(attr(TableLayout::SORT_KEY));
+        for (index, pk, sk) in TableLayout::INDEXES {
+            let projection = if index == ACTIVE_INDEX {
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(
+                        ACTIVE_INDEX_ATTRIBUTES
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect(),
+                    ))
+                    .build()
+            } else {
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build()
+            };
+            req = req
+                .attribute_definitions(attr(pk))
+                .attribute_definitions(attr(sk))
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index)
+                        .key_schema(key(pk, KeyType::Hash))
+                        .key_schema(key(sk, KeyType::Range))
+                        .projection(projection)
+                        .build()
+                        .expect("complete"),
+                );
+        }
+        match req.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_in_use_exception()) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(classify("CreateTable", e)),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .expect("complete"),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    async fn put_new(&self, item: Item, op: &'static str) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| classify(op, e))?;
+        Ok(())
+    }
+
+    async fn get_idempotency(&self, pk: &str) -> Result<Option<(JobId, String, EpochMillis)>> {
+        let Some(item) = self.get_item(pk.to_owned(), "IDEM").await? else {
+            return Ok(None);
+        };
+        let id = req_s(&item, "job_id")?;
+        let id = JobId::parse(id).ok_or_else(|| Error::corrupt("idempotency record", id))?;
+        Ok(Some((
+            id,
+            req_s(&item, "body_hash")?.to_owned(),
+            req_n(&item, "expires_at")?,
+        )))
+    }
+}
+
+/// The partition key of an idempotency record: the tenant and a hash of the client's key, so keys
+/// of any content stay short and opaque.
+fn idem_pk(idem: &Idempotency) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(idem.key.as_bytes());
+    format!("IDEM#{}#{}", idem.tenant, hex::encode(digest))
+}
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn create(&self, job: &Job, idem: Option<&Idempotency>) -> Result<Created> {
+        let Some(idem) = idem else {
+            self.put_new(job_to_item(job), "PutItem(job)").await?;
+            return Ok(Created::New);
+        };
+        let pk = idem_pk(idem);
+        let mut idem_item = Item::new();
+        idem_item.insert("pk".into(), s(&pk));
+        idem_item.insert("sk".into(), s("IDEM"));
+        idem_item.insert("job_id".into(), s(job.id.as_str()));
+        idem_item.insert("body_hash".into(), s(&idem.body_hash));
+        idem_item.insert("expires_at".into(), n(idem.expires_at));
+        idem_item.insert(TTL_ATTRIBUTE.into(), n(idem.expires_at / 1000));
+        let put_job = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(job_to_item(job)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("complete");
+        // An expired record (TTL deletes lazily) may be replaced.
+        let put_idem = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(idem_item))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(job.created_at))
+            .build()
+            .expect("complete");
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_job).build())
+            .transact_items(TransactWriteItem::builder().put(put_idem).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(Created::New),
+            Err(e) => {
+                let err = classify("TransactWriteItems(job)", e);
+                // A cancelled transaction most often means the key exists: look it up.
+                if let Some((job_id, body_hash, expires_at)) = self.get_idempotency(&pk).await?
+                    && expires_at >= job.created_at
+                {
+                    return Ok(Created::Existing { job_id, body_hash });
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<Job>> {
+        self.get_item(job_pk(id), "JOB")
+            .await?
+            .as_ref()
+            .map(item_to_job)
+            .transpose()
+    }
+
+    async fn list(&self, tenant: &str, query: &ListQuery) -> Result<JobPage> {
+        let limit = query.limit.clamp(1, 1000);
+        let mut start: Option<Item> = match &query.cursor {
+            None => None,
+            Some(c) => {
+                let (ms, id) = parse_cursor(c).ok_or_else(|| Error::Service {
+                    op: "Query(by-tenant)",
+                    message: "malformed cursor".into(),
+                })?;
+                let mut key = Item::new();
+                key.insert("pk".into(), s(job_pk(&id)));
+                key.insert("sk".into(), s("JOB"));
+                key.insert("tenant_pk".into(), s(format!("T#{tenant}")));
+                key.insert("tenant_sk".into(), s(order_key(ms, &id)));
+                Some(key)
+            }
+        };
+        let mut jobs = Vec::new();
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TENANT_INDEX)
+                .key_condition_expression("tenant_pk = :t")
+                .expression_attribute_values(":t", s(format!("T#{tenant}")))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take());
+            if let Some(state) = query.state {
+                req = req
+                    .filter_expression("#st = :st")
+                    .expression_attribute_names("#st", "state")
+                    .expression_attribute_values(":st", s(state.as_str()))
+                    .limit(100);
+            } else {
+                req = req.limit((limit - jobs.len()) as i32);
+            }
+            let out = req
+                .send()
+                .await
+                .map_err(|e| classify("Query(by-tenant)", e))?;
+            for item in out.items() {
+                if jobs.len() < limit {
+                    jobs.push(item_to_job(item)?);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if jobs.len() < limit => start = Some(k),
+                Some(_) => break,
+                None => {
+                    return Ok(JobPage {
+                        jobs,
+                        next_cursor: None,
+                    });
+                }
+            }
+        }
+        let next_cursor = jobs.last().map(|j| order_key(j.created_at, &j.id));
+        Ok(JobPage { jobs, next_cursor })
+    }
+
+    async fn mark_enqueued(&self, id: &JobId) -> Result<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression("SET enqueued = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", b(true))
+            .send()
+            .await;
+        match res.map_err(|e| classify("UpdateItem(enqueued)", e)) {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
+        // The job may move between our reads and writes; three rounds settle any interleaving
+        // short of a job that is requeued and claimed again within milliseconds, twice.
+        for _ in 0..3 {
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(job_pk(id)))
+                .key("sk", s("JOB"))
+                .update_expression(
+                    "SET #st = :cancelled, finished_at = :now, updated_at = :now \
+                     REMOVE active_pk, active_sk, lease_until",
+                )
+                .condition_expression("#st = :queued")
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_values(":cancelled", s("cancelled"))
+                .expression_attribute_values(":queued", s("queued"))
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(|e| classify("UpdateItem(cancel)", e));
+            match res {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    return Ok(CancelOutcome::Cancelled(item_to_job(&item)?));
+                }
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(job_pk(id)))
+                .key("sk", s("JOB"))
+                .update_expression("SET cancel_requested = :t, updated_at = :now")
+                .condition_expression("#st = :running")
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_values(":t", b(true))
+                .expression_attribute_values(":running", s("running"))
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+                .map_err(|e| classify("UpdateItem(cancel_requested)", e));
+            match res {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    return Ok(CancelOutcome::Requested(item_to_job(&item)?));
+                }
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            match self.get(id).await? {
+                None => return Ok(CancelOutcome::NotFound),
+                Some(job) if job.state.is_terminal() => {
+                    return Ok(CancelOutcome::AlreadyFinished(job));
+                }
+                Some(_) => continue,
+            }
+        }
+        Err(Error::Transient {
+            op: "cancel",
+            message: "the job kept changing state".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl JobLedger for DynamoStore {
+    async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression(
+                "SET #st = :running, attempts = attempts + :one, instance_id = :inst, \
+                 message_id = :msg, started_at = if_not_exists(started_at, :now), \
+                 lease_until = :lease, updated_at = :now, progress = :zero",
+            )
+            .condition_expression("#st = :queued OR (#st = :running AND lease_until < :now)")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":inst", s(&lease.instance))
+            .expression_attribute_values(":msg", s(&lease.message_id))
+            .expression_attribute_values(":now", n(lease.now))
+            .expression_attribute_values(":lease", n(lease.until))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(claim)", e));
+        match res {
+            Ok(out) => Ok(Claim::Claimed(item_to_job(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(Error::Conflict(_)) => Ok(match self.get(id).await? {
+                Some(job) => Claim::NotClaimable(job),
+                None => Claim::Missing,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        progress: f64,
+        lease_until: EpochMillis,
+    ) -> Result<Directive> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression("SET progress = :p, lease_until = :lease")
+            .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":a", n(attempt))
+            .expression_attribute_values(":inst", s(instance))
+            .expression_attribute_values(":p", n(progress.clamp(0.0, 1.0)))
+            .expression_attribute_values(":lease", n(lease_until))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(heartbeat)", e));
+        match res {
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                Ok(if opt_b(&item, "cancel_requested") {
+                    Directive::Cancel
+                } else {
+                    Directive::Continue
+                })
+            }
+            Err(Error::Conflict(_)) => Ok(Directive::Lost),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        outcome: &Outcome,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let mut set = vec!["#st = :final", "finished_at = :now", "updated_at = :now"];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":final", s(outcome.state().as_str()))
+            .expression_attribute_values(":a", n(attempt))
+            .expression_attribute_values(":inst", s(instance))
+            .expression_attribute_values(":now", n(now));
+        match outcome {
+            Outcome::Succeeded(o) => {
+                set.extend([
+                    "progress = :one",
+                    "output_key = :ok",
+                    "output_size = :os",
+                    "output_duration = :od",
+                ]);
+                req = req
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":ok", s(&o.key))
+                    .expression_attribute_values(":os", n(o.size_bytes))
+                    .expression_attribute_values(":od", n(o.duration));
+            }
+            Outcome::Failed(e) => {
+                set.extend(["error_code = :ec", "error_message = :em"]);
+                req = req
+                    .expression_attribute_values(":ec", s(&e.code))
+                    .expression_attribute_values(":em", s(&e.message));
+            }
+            Outcome::Cancelled => {}
+        }
+        let expr = format!(
+            "SET {} REMOVE active_pk, active_sk, lease_until",
+            set.join(", ")
+        );
+        match req
+            .update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(finish)", e))
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn release(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression(
+                "SET #st = :queued, updated_at = :now, progress = :zero \
+                 REMOVE instance_id, message_id, lease_until",
+            )
+            .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":a", n(attempt))
+            .expression_attribute_values(":inst", s(instance))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(release)", e));
+        match res {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl ActiveWork for DynamoStore {
+    async fn active_jobs(&self) -> Result<Vec<ActiveJob>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ACTIVE_INDEX)
+                .key_condition_expression("active_pk = :a")
+                .expression_attribute_values(":a", s(ACTIVE))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query(active)", e))?;
+            for item in page.items() {
+                out.push(item_to_active(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn fail_unfinished(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression(
+                "SET #st = :failed, error_code = :ec, error_message = :em, finished_at = :now, \
+                 updated_at = :now REMOVE active_pk, active_sk, lease_until",
+            )
+            .condition_expression("#st = :queued OR (#st = :running AND lease_until < :now)")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":ec", s(&error.code))
+            .expression_attribute_values(":em", s(&error.message))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(fail)", e));
+        match res {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl ApiKeys for DynamoStore {
+    async fn find_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+        let Some(item) = self.get_item(format!("KEY#{key_id}"), "KEY").await? else {
+            return Ok(None);
+        };
+        Ok(Some(ApiKeyRecord {
+            key_id: key_id.to_owned(),
+            tenant: req_s(&item, "tenant")?.to_owned(),
+            secret_hash: req_s(&item, "secret_hash")?.to_owned(),
+            created_at: req_n(&item, "created_at")?,
+            revoked_at: opt_n(&item, "revoked_at")?,
+        }))
+    }
+
+    async fn create_key(&self, r: &ApiKeyRecord) -> Result<()> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(format!("KEY#{}", r.key_id)));
+        item.insert("sk".into(), s("KEY"));
+        item.insert("tenant".into(), s(&r.tenant));
+        item.insert("secret_hash".into(), s(&r.secret_hash));
+        item.insert("created_at".into(), n(r.created_at));
+        self.put_new(item, "PutItem(key)").await
+    }
+
+    async fn revoke_key(&self, key_id: &str, now: EpochMillis) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("KEY#{key_id}")))
+            .key("sk", s("KEY"))
+            .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(revoke)", e));
+        match res {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl AssetStore for DynamoStore {
+    async fn create_asset(&self, a: &Asset) -> Result<()> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(format!("ASSET#{}", a.id)));
+        item.insert("sk".into(), s("ASSET"));
+        item.insert("tenant".into(), s(&a.tenant));
+        item.insert("content_type".into(), s(&a.content_type));
+        item.insert("size_bytes".into(), n(a.size_bytes));
+        item.insert("key".into(), s(&a.key));
+        item.insert("created_at".into(), n(a.created_at));
+        self.put_new(item, "PutItem(asset)").await
+    }
+
+    async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>> {
+        let Some(item) = self.get_item(format!("ASSET#{id}"), "ASSET").await? else {
+            return Ok(None);
+        };
+        Ok(Some(Asset {
+            id: id.clone(),
+            tenant: req_s(&item, "tenant")?.to_owned(),
+            content_type: req_s(&item, "content_type")?.to_owned(),
+            size_bytes: req_n(&item, "size_bytes")?,
+            key: req_s(&item, "key")?.to_owned(),
+            created_at: req_n(&item, "created_at")?,
+        }))
+    }
+}
+
+#[async_trait]
+impl ScalerMemory for DynamoStore {
+    async fn load_state(&self) -> Result<Option<String>> {
+        let item = self.get_item(SCALER_STATE_PK.to_owned(), "STATE").await?;
+        Ok(item.and_then(|i| opt_s(&i, "json")))
+    }
+
+    async fn save_state(&self, json: &str) -> Result<()> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(SCALER_STATE_PK));
+        item.insert("sk".into(), s("STATE"));
+        item.insert("json".into(), s(json));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem(scaler state)", e))?;
+        Ok(())
+    }
+
+    async fn record_decision(&self, at: EpochMillis, json: &str, ttl: Duration) -> Result<()> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(SCALER_DECISIONS_PK));
+        item.insert("sk".into(), s(format!("{at:013}")));
+        item.insert("json".into(), s(json));
+        item.insert(TTL_ATTRIBUTE.into(), n(at / 1000 + ttl.as_secs() as i64));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| classify("PutItem(decision)", e))?;
+        Ok(())
+    }
+
+    async fn decisions(&self, limit: usize) -> Result<Vec<(EpochMillis, String)>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(SCALER_DECISIONS_PK))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| classify("Query(decisions)", e))?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let at = req_s(item, "sk")?
+                    .parse()
+                    .map_err(|_| Error::corrupt("decision", "bad sort key"))?;
+                Ok((at, req_s(item, "json")?.to_owned()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,768 @@
+//! In-memory implementations of every port, for unit and orchestration tests and for benchmarks
+//! that must not measure the network. They follow the AWS adapters' contracts (the same contract
+//! tests run against both); they are never a product default.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::clock::EpochMillis;
+use crate::ids::{AssetId, JobId};
+use crate::job::{ActiveJob, Job, JobError, JobState, Outcome};
+use crate::message::JobMessage;
+use crate::ports::*;
+use crate::{Error, Result};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The jobs table in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<StoreInner>>,
+}
+
+#[derive(Debug, Default)]
+struct StoreInner {
+    jobs: HashMap<JobId, Job>,
+    idem: HashMap<(String, String), (JobId, String, EpochMillis)>,
+    keys: HashMap<String, ApiKeyRecord>,
+    assets: HashMap<AssetId, Asset>,
+    scaler_state: Option<String>,
+    decisions: BTreeMap<EpochMillis, String>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every job, for assertions.
+    pub fn jobs(&self) -> Vec<Job> {
+        lock(&self.inner).jobs.values().cloned().collect()
+    }
+
+    /// Replaces a job as is, for setting up a scenario.
+    pub fn put_job(&self, job: Job) {
+        lock(&self.inner).jobs.insert(job.id.clone(), job);
+    }
+}
+
+fn cursor_of(job: &Job) -> String {
+    format!("{:013}#{}", job.created_at, job.id)
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn create(&self, job: &Job, idem: Option<&Idempotency>) -> Result<Created> {
+        let mut g = lock(&self.inner);
+        if let Some(i) = idem {
+            let k = (i.tenant.clone(), i.key.clone());
+            if let Some((id, hash, expires)) = g.idem.get(&k)
+                && *expires >= job.created_at
+            {
+                return Ok(Created::Existing {
+                    job_id: id.clone(),
+                    body_hash: hash.clone(),
+                });
+            }
+            g.idem
+                .insert(k, (job.id.clone(), i.body_hash.clone(), i.expires_at));
+        }
+        if g.jobs.contains_key(&job.id) {
+            return Err(Error::Conflict("job exists".into()));
+        }
+        g.jobs.insert(job.id.clone(), job.clone());
+        Ok(Created::New)
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<Job>> {
+        Ok(lock(&self.inner).jobs.get(id).cloned())
+    }
+
+    async fn list(&self, tenant: &str, q: &ListQuery) -> Result<JobPage> {
+        let g = lock(&self.inner);
+        let mut jobs: Vec<&Job> = g
+            .jobs
+            .values()
+            .filter(|j| j.tenant == tenant && q.state.is_none_or(|s| s == j.state))
+            .collect();
+        jobs.sort_by_key(|j| std::cmp::Reverse(cursor_of(j)));
+        if let Some(c) = &q.cursor {
+            if !crate::aws::is_valid_cursor(c) {
+                return Err(Error::Service {
+                    op: "list",
+                    message: "malformed cursor".into(),
+                });
+            }
+            jobs.retain(|j| cursor_of(j) < *c);
+        }
+        let limit = q.limit.clamp(1, 1000);
+        let more = jobs.len() > limit;
+        let page: Vec<Job> = jobs.into_iter().take(limit).cloned().collect();
+        let next_cursor = if more {
+            page.last().map(cursor_of)
+        } else {
+            None
+        };
+        Ok(JobPage {
+            jobs: page,
+            next_cursor,
+        })
+    }
+
+    async fn mark_enqueued(&self, id: &JobId) -> Result<()> {
+        if let Some(j) = lock(&self.inner).jobs.get_mut(id) {
+            j.enqueued = true;
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        Ok(match j.state {
+            JobState::Queued => {
+                j.state = JobState::Cancelled;
+                j.finished_at = Some(now);
+                j.updated_at = now;
+                j.lease_until = None;
+                CancelOutcome::Cancelled(j.clone())
+            }
+            JobState::Running => {
+                j.cancel_requested = true;
+                j.updated_at = now;
+                CancelOutcome::Requested(j.clone())
+            }
+            _ => CancelOutcome::AlreadyFinished(j.clone()),
+        })
+    }
+}
+
+fn is_current(j: &Job, attempt: u32, instance: &str) -> bool {
+    j.state == JobState::Running
+        && j.attempts == attempt
+        && j.instance_id.as_deref() == Some(instance)
+}
+
+#[async_trait]
+impl JobLedger for MemoryStore {
+    async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(Claim::Missing);
+        };
+        let lapsed = j.state == JobState::Running && j.lease_until.is_some_and(|l| l < lease.now);
+        if j.state != JobState::Queued && !lapsed {
+            return Ok(Claim::NotClaimable(j.clone()));
+        }
+        j.state = JobState::Running;
+        j.attempts += 1;
+        j.instance_id = Some(lease.instance.clone());
+        j.message_id = Some(lease.message_id.clone());
+        j.started_at.get_or_insert(lease.now);
+        j.lease_until = Some(lease.until);
+        j.updated_at = lease.now;
+        j.progress = 0.0;
+        Ok(Claim::Claimed(j.clone()))
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        progress: f64,
+        lease_until: EpochMillis,
+    ) -> Result<Directive> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(Directive::Lost);
+        };
+        if !is_current(j, attempt, instance) {
+            return Ok(Directive::Lost);
+        }
+        j.progress = progress.clamp(0.0, 1.0);
+        j.lease_until = Some(lease_until);
+        Ok(if j.cancel_requested {
+            Directive::Cancel
+        } else {
+            Directive::Continue
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        outcome: &Outcome,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(false);
+        };
+        if !is_current(j, attempt, instance) {
+            return Ok(false);
+        }
+        j.state = outcome.state();
+        j.finished_at = Some(now);
+        j.updated_at = now;
+        j.lease_until = None;
+        match outcome {
+            Outcome::Succeeded(o) => {
+                j.progress = 1.0;
+                j.output = Some(o.clone());
+            }
+            Outcome::Failed(e) => j.error = Some(e.clone()),
+            Outcome::Cancelled => {}
+        }
+        Ok(true)
+    }
+
+    async fn release(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(false);
+        };
+        if !is_current(j, attempt, instance) {
+            return Ok(false);
+        }
+        j.state = JobState::Queued;
+        j.instance_id = None;
+        j.message_id = None;
+        j.lease_until = None;
+        j.progress = 0.0;
+        j.updated_at = now;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ActiveWork for MemoryStore {
+    async fn active_jobs(&self) -> Result<Vec<ActiveJob>> {
+        let g = lock(&self.inner);
+        let mut v: Vec<ActiveJob> = g
+            .jobs
+            .values()
+            .filter(|j| !j.state.is_terminal())
+            .map(ActiveJob::from)
+            .collect();
+        v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(v)
+    }
+
+    async fn fail_unfinished(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(false);
+        };
+        let lapsed = j.state == JobState::Running && j.lease_until.is_some_and(|l| l < now);
+        if j.state != JobState::Queued && !lapsed {
+            return Ok(false);
+        }
+        j.state = JobState::Failed;
+        j.error = Some(error.clone());
+        j.finished_at = Some(now);
+        j.updated_at = now;
+        j.lease_until = None;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ApiKeys for MemoryStore {
+    async fn find_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>> {
+        Ok(lock(&self.inner).keys.get(key_id).cloned())
+    }
+    async fn create_key(&self, r: &ApiKeyRecord) -> Result<()> {
+        let mut g = lock(&self.inner);
+        if g.keys.contains_key(&r.key_id) {
+            return Err(Error::Conflict("key exists".into()));
+        }
+        g.keys.insert(r.key_id.clone(), r.clone());
+        Ok(())
+    }
+    async fn revoke_key(&self, key_id: &str, now: EpochMillis) -> Result<bool> {
+        let mut g = lock(&self.inner);
+        Ok(match g.keys.get_mut(key_id) {
+            Some(k) => {
+                k.revoked_at.get_or_insert(now);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+#[async_trait]
+impl AssetStore for MemoryStore {
+    async fn create_asset(&self, a: &Asset) -> Result<()> {
+        lock(&self.inner).assets.insert(a.id.clone(), a.clone());
+        Ok(())
+    }
+    async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>> {
+        Ok(lock(&self.inner).assets.get(id).cloned())
+    }
+}
+
+#[async_trait]
+impl ScalerMemory for MemoryStore {
+    async fn load_state(&self) -> Result<Option<String>> {
+        Ok(lock(&self.inner).scaler_state.clone())
+    }
+    async fn save_state(&self, json: &str) -> Result<()> {
+        lock(&self.inner).scaler_state = Some(json.to_owned());
+        Ok(())
+    }
+    async fn record_decision(&self, at: EpochMillis, json: &str, _ttl: Duration) -> Result<()> {
+        lock(&self.inner).decisions.insert(at, json.to_owned());
+        Ok(())
+    }
+    async fn decisions(&self, limit: usize) -> Result<Vec<(EpochMillis, String)>> {
+        let g = lock(&self.inner);
+        Ok(g.decisions
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A queue with SQS's visibility semantics, on tokio's clock (so paused-time tests work).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryQueue {
+    inner: Arc<Mutex<QueueInner>>,
+}
+
+#[derive(Debug, Default)]
+struct QueueInner {
+    next_id: u64,
+    messages: VecDeque<QueuedMessage>,
+    sent: Vec<JobMessage>,
+    /// receipt -> message id
+    receipts: HashMap<String, u64>,
+    deleted: Vec<String>,
+    fail_sends: u32,
+}
+
+#[derive(Debug)]
+struct QueuedMessage {
+    id: u64,
+    body: String,
+    receive_count: u32,
+    visible_at: Option<Instant>,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every message ever sent, in order.
+    pub fn sent(&self) -> Vec<JobMessage> {
+        lock(&self.inner).sent.clone()
+    }
+
+    /// Bodies of the messages still on the queue.
+    pub fn pending(&self) -> Vec<String> {
+        lock(&self.inner)
+            .messages
+            .iter()
+            .map(|m| m.body.clone())
+            .collect()
+    }
+
+    /// Puts a raw body on the queue (for malformed-message tests).
+    pub fn push_raw(&self, body: &str) {
+        let mut g = lock(&self.inner);
+        g.next_id += 1;
+        let id = g.next_id;
+        g.messages.push_back(QueuedMessage {
+            id,
+            body: body.to_owned(),
+            receive_count: 0,
+            visible_at: None,
+        });
+    }
+
+    /// Makes the next `n` sends fail transiently.
+    pub fn fail_next_sends(&self, n: u32) {
+        lock(&self.inner).fail_sends = n;
+    }
+
+    /// Receipts deleted so far.
+    pub fn deleted(&self) -> Vec<String> {
+        lock(&self.inner).deleted.clone()
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn send(&self, msg: &JobMessage) -> Result<()> {
+        let mut g = lock(&self.inner);
+        if g.fail_sends > 0 {
+            g.fail_sends -= 1;
+            return Err(Error::Transient {
+                op: "SendMessage",
+                message: "injected".into(),
+            });
+        }
+        g.sent.push(msg.clone());
+        g.next_id += 1;
+        let id = g.next_id;
+        g.messages.push_back(QueuedMessage {
+            id,
+            body: msg.to_body(),
+            receive_count: 0,
+            visible_at: None,
+        });
+        Ok(())
+    }
+
+    async fn send_batch(&self, msgs: &[JobMessage]) -> Result<Vec<Result<()>>> {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.push(self.send(m).await);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl JobSource for MemoryQueue {
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Delivery>> {
+        let deadline = Instant::now() + wait;
+        loop {
+            {
+                let mut g = lock(&self.inner);
+                let now = Instant::now();
+                let mut got = Vec::new();
+                let mut receipts = Vec::new();
+                for m in g.messages.iter_mut() {
+                    if got.len() as u32 >= max {
+                        break;
+                    }
+                    if m.visible_at.is_some_and(|t| t > now) {
+                        continue;
+                    }
+                    m.receive_count += 1;
+                    m.visible_at = Some(now + Duration::from_secs(30));
+                    let receipt = format!("r-{}-{}", m.id, m.receive_count);
+                    receipts.push((receipt.clone(), m.id));
+                    got.push(Delivery {
+                        message_id: m.id.to_string(),
+                        receipt,
+                        body: m.body.clone(),
+                        receive_count: m.receive_count,
+                        sent_at: None,
+                    });
+                }
+                g.receipts.extend(receipts);
+                if !got.is_empty() || Instant::now() >= deadline {
+                    return Ok(got);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        let mut g = lock(&self.inner);
+        if let Some(id) = g.receipts.get(receipt).copied() {
+            g.messages.retain(|m| m.id != id);
+        }
+        g.deleted.push(receipt.to_owned());
+        Ok(())
+    }
+
+    async fn set_visibility(&self, receipt: &str, timeout: Duration) -> Result<()> {
+        let mut g = lock(&self.inner);
+        let Some(id) = g.receipts.get(receipt).copied() else {
+            return Ok(());
+        };
+        if let Some(m) = g.messages.iter_mut().find(|m| m.id == id) {
+            m.visible_at = Some(Instant::now() + timeout);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueDepth for MemoryQueue {
+    async fn counters(&self) -> Result<QueueCounters> {
+        let g = lock(&self.inner);
+        let now = Instant::now();
+        let in_flight = g
+            .messages
+            .iter()
+            .filter(|m| m.visible_at.is_some_and(|t| t > now))
+            .count() as u64;
+        Ok(QueueCounters {
+            visible: g.messages.len() as u64 - in_flight,
+            in_flight,
+            delayed: 0,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Objects = HashMap<String, (Vec<u8>, String)>;
+
+/// A bucket in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryMedia {
+    /// key -> (bytes, content type)
+    objects: Arc<Mutex<Objects>>,
+    puts: Arc<Mutex<Vec<String>>>,
+}
+
+impl MemoryMedia {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&self, key: &str, bytes: Vec<u8>, content_type: &str) {
+        lock(&self.objects).insert(key.to_owned(), (bytes, content_type.to_owned()));
+    }
+    pub fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = lock(&self.objects).keys().cloned().collect();
+        k.sort();
+        k
+    }
+    /// Every key ever uploaded with `put_file`, repeats included.
+    pub fn puts(&self) -> Vec<String> {
+        lock(&self.puts).clone()
+    }
+}
+
+#[async_trait]
+impl MediaLinks for MemoryMedia {
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String> {
+        Ok(format!("memory://media/{key}?ttl={}", ttl.as_secs()))
+    }
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        ttl: Duration,
+    ) -> Result<String> {
+        Ok(format!(
+            "memory://media/{key}?put&type={content_type}&size={size}&ttl={}",
+            ttl.as_secs()
+        ))
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        Ok(lock(&self.objects).get(key).map(|(b, ct)| ObjectInfo {
+            size_bytes: b.len() as u64,
+            content_type: Some(ct.clone()),
+        }))
+    }
+}
+
+#[async_trait]
+impl MediaFiles for MemoryMedia {
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<u64> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| Error::Service {
+            op: "put_file",
+            message: e.to_string(),
+        })?;
+        let n = bytes.len() as u64;
+        self.insert(key, bytes, content_type);
+        lock(&self.puts).push(key.to_owned());
+        Ok(n)
+    }
+    async fn get_file(&self, key: &str, path: &Path, max_bytes: u64) -> Result<u64> {
+        let bytes = lock(&self.objects)
+            .get(key)
+            .map(|(b, _)| b.clone())
+            .ok_or_else(|| Error::NotFound(format!("object {key}")))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(Error::Service {
+                op: "get_file",
+                message: "too large".into(),
+            });
+        }
+        tokio::fs::write(path, &bytes)
+            .await
+            .map_err(|e| Error::Service {
+                op: "get_file",
+                message: e.to_string(),
+            })?;
+        Ok(bytes.len() as u64)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// What a [`MemoryFleet`] was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FleetCall {
+    SetDesired(u32),
+    Terminate { instance: String, decrement: bool },
+    Protect { instance: String, protected: bool },
+}
+
+/// An Auto Scaling Group in memory that records every call. Instances appear and vanish only
+/// through [`MemoryFleet::set_state`] and the calls above, so tests decide what the cloud does.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryFleet {
+    state: Arc<Mutex<FleetState>>,
+    calls: Arc<Mutex<Vec<FleetCall>>>,
+}
+
+impl MemoryFleet {
+    pub fn new(min: u32, max: u32) -> Self {
+        let f = Self::default();
+        {
+            let mut s = lock(&f.state);
+            s.min = min;
+            s.max = max;
+        }
+        f
+    }
+    pub fn set_state(&self, state: FleetState) {
+        *lock(&self.state) = state;
+    }
+    pub fn state(&self) -> FleetState {
+        lock(&self.state).clone()
+    }
+    pub fn calls(&self) -> Vec<FleetCall> {
+        lock(&self.calls).clone()
+    }
+    pub fn add_instance(&self, id: &str) {
+        lock(&self.state).instances.push(FleetInstance {
+            id: id.to_owned(),
+            lifecycle: Lifecycle::InService,
+            healthy: true,
+            protected: false,
+        });
+    }
+}
+
+#[async_trait]
+impl Fleet for MemoryFleet {
+    async fn describe(&self) -> Result<FleetState> {
+        Ok(self.state())
+    }
+    async fn set_desired(&self, desired: u32) -> Result<()> {
+        lock(&self.calls).push(FleetCall::SetDesired(desired));
+        lock(&self.state).desired = desired;
+        Ok(())
+    }
+    async fn terminate(&self, instance: &str, decrement: bool) -> Result<()> {
+        lock(&self.calls).push(FleetCall::Terminate {
+            instance: instance.to_owned(),
+            decrement,
+        });
+        let mut s = lock(&self.state);
+        s.instances.retain(|i| i.id != instance);
+        if decrement {
+            s.desired = s.desired.saturating_sub(1);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ScaleInProtection for MemoryFleet {
+    async fn set_protected(&self, instance: &str, protected: bool) -> Result<()> {
+        lock(&self.calls).push(FleetCall::Protect {
+            instance: instance.to_owned(),
+            protected,
+        });
+        if let Some(i) = lock(&self.state)
+            .instances
+            .iter_mut()
+            .find(|i| i.id == instance)
+        {
+            i.protected = protected;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Heartbeats in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryHealth {
+    beats: Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+}
+
+impl MemoryHealth {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn get(&self, instance: &str) -> Option<Heartbeat> {
+        lock(&self.beats).get(instance).cloned()
+    }
+}
+
+#[async_trait]
+impl HealthReporter for MemoryHealth {
+    async fn report(&self, instance: &str, hb: &Heartbeat) -> Result<()> {
+        lock(&self.beats).insert(instance.to_owned(), hb.clone());
+        Ok(())
+    }
+    async fn withdraw(&self, instance: &str) -> Result<()> {
+        lock(&self.beats).remove(instance);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AgentDirectory for MemoryHealth {
+    async fn heartbeats(&self) -> Result<Vec<(String, Heartbeat)>> {
+        Ok(lock(&self.beats)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// Metrics in memory.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryMetrics {
+    data: Arc<Mutex<Vec<MetricDatum>>>,
+}
+
+impl MemoryMetrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn published(&self) -> Vec<MetricDatum> {
+        lock(&self.data).clone()
+    }
+}
+
+#[async_trait]
+impl MetricsSink for MemoryMetrics {
+    async fn publish(&self, data: &[MetricDatum]) -> Result<()> {
+        lock(&self.data).extend_from_slice(data);
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! job-server: renderfleet's REST API.
+//!
+//! Layout: [`config`] parses the environment once; [`app`] builds the router from an [`AppState`]
+//! of narrow traits (DynamoDB, SQS and S3 in production, in-memory fakes in tests); [`error`] is
+//! the one error type every handler returns and the JSON body every error has; [`auth`] resolves a
+//! bearer key to its tenant; `routes` holds the handlers per resource.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+mod routes;
+mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::get;
+use renderfleet_core::ports::{ApiKeys, AssetStore, JobQueue, JobStore, MediaLinks};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+
+/// What the handlers talk to.
+#[derive(Clone)]
+pub struct AppState {
+    pub jobs: Arc<dyn JobStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub keys: Arc<dyn ApiKeys>,
+    pub assets: Arc<dyn AssetStore>,
+    pub media: Arc<dyn MediaLinks>,
+    pub config: Arc<Config>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole API as a router: routes, then the layers every request passes through (request id,
+/// tracing, timeout, panic guard, uniform JSON error bodies).
+pub fn app(state: AppState) -> Router {
+    let timeout = state.config.request_timeout;
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .merge(routes::jobs::router())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(error::finish_error_body))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout)),
+        )
+}
+
+/// How long a shutting-down server waits for requests in flight (ECS sends SIGKILL 30 s after
+/// SIGTERM).
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(20);

@@ -1,0 +1,65 @@
+//! The job server binary: init tracing, parse config, build clients once, serve until SIGTERM,
+//! then drain requests in flight for a bounded time.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use job_server::{AppState, Config, app};
+use renderfleet_core::aws::{DynamoStore, S3Media, SqsQueue};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .init();
+    let config = Config::from_env().context("job server configuration")?;
+    let sdk = renderfleet_core::aws::default_config().await;
+    let store = Arc::new(DynamoStore::new(&sdk, &config.names.table));
+    let queue = Arc::new(
+        SqsQueue::connect(&sdk, &config.names.queue)
+            .await
+            .context("finding the jobs queue")?,
+    );
+    let media = Arc::new(S3Media::new(&sdk, &config.names.bucket));
+    let state = AppState {
+        jobs: store.clone(),
+        queue,
+        keys: store.clone(),
+        assets: store,
+        media,
+        config: Arc::new(config.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    tracing::info!(addr = %config.listen, env = %config.names.env, "job server listening");
+    let drain = config.drain;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        let _ = stop_rx.await;
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        res = &mut server => return res.context("serving"),
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(
+        drain_secs = drain.as_secs(),
+        "shutting down; draining requests in flight"
+    );
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(drain, server).await {
+        Ok(res) => res.context("serving")?,
+        Err(_) => tracing::warn!("drain timed out; exiting with requests in flight"),
+    }
+    tracing::info!("job server stopped");
+    Ok(())
+}

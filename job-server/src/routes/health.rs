@@ -1,0 +1,5 @@
+//! Liveness: answers without touching any dependency.
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}

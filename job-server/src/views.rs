@@ -1,0 +1,40 @@
+//! Jobs as the API shows them.
+
+use renderfleet_core::api::{JobView, OutputView};
+use renderfleet_core::clock::{now_ms, to_rfc3339};
+use renderfleet_core::job::Job;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The API view of `job`; a succeeded job gets a fresh presigned link to its video.
+pub async fn job_view(state: &AppState, job: Job, with_spec: bool) -> Result<JobView, ApiError> {
+    let output = match &job.output {
+        Some(o) => {
+            let ttl = state.config.output_url_ttl;
+            let url = state.media.presign_get(&o.key, ttl).await?;
+            Some(OutputView {
+                url,
+                expires_at: to_rfc3339(now_ms() + ttl.as_millis() as i64),
+                size_bytes: o.size_bytes,
+                duration: o.duration,
+            })
+        }
+        None => None,
+    };
+    Ok(JobView {
+        id: job.id.to_string(),
+        state: job.state,
+        progress: job.progress,
+        attempts: job.attempts,
+        created_at: to_rfc3339(job.created_at),
+        started_at: job.started_at.map(to_rfc3339),
+        finished_at: job.finished_at.map(to_rfc3339),
+        error: job.error,
+        output,
+        cancel_requested: job.cancel_requested,
+        priority: job.priority,
+        metadata: job.spec.metadata.clone(),
+        spec: with_spec.then_some(job.spec),
+    })
+}

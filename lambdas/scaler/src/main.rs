@@ -1,0 +1,137 @@
+//! The scaler binary. Under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set) it serves
+//! invocations; otherwise `scaler loop --interval 2s` ticks on a local schedule and `scaler tick`
+//! ticks once and prints the report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lambda_runtime::{LambdaEvent, service_fn};
+use renderfleet_core::aws::{AsgFleet, CloudWatchMetrics, DynamoStore};
+use renderfleet_core::clock::now_ms;
+use scaler::{Config, Deps, event, tick};
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scaler",
+    version,
+    about = "renderfleet's scaler: observe, decide, set the desired capacity"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tick on a fixed schedule until SIGTERM or Ctrl-C (the local stack's stand-in for the
+    /// EventBridge schedule).
+    Loop {
+        /// Time between ticks, e.g. 2s or 500ms.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        interval: Duration,
+    },
+    /// Tick once and print the report as JSON.
+    Tick,
+    /// Serve Lambda invocations (the default under the Lambda runtime).
+    Lambda,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 2s or 500ms)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        _ => return Err(format!("unknown unit in {s:?}: use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    init_tracing(lambda);
+    let config = Config::from_env().context("scaler configuration")?;
+    let deps = build_deps(&config).await;
+    match cli.command {
+        Some(Command::Lambda) => serve_lambda(deps, config).await,
+        None if lambda => serve_lambda(deps, config).await,
+        None => anyhow::bail!("not under the Lambda runtime: use `scaler loop` or `scaler tick`"),
+        Some(Command::Tick) => {
+            let report = tick(&deps, &config, now_ms()).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Some(Command::Loop { interval }) => run_loop(deps, config, interval).await,
+    }
+}
+
+fn init_tracing(lambda: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .flatten_event(true);
+    if lambda {
+        // CloudWatch Logs adds its own timestamps.
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn build_deps(config: &Config) -> Deps {
+    let sdk = renderfleet_core::aws::default_config().await;
+    let store = Arc::new(DynamoStore::new(&sdk, &config.names.table));
+    Deps {
+        work: store.clone(),
+        fleet: Arc::new(AsgFleet::new(&sdk, &config.names.asg)),
+        memory: store,
+        metrics: Arc::new(CloudWatchMetrics::new(&sdk, &config.names.env)),
+    }
+}
+
+async fn serve_lambda(deps: Deps, config: Config) -> anyhow::Result<()> {
+    let deps = &deps;
+    let config = &config;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        match event::classify(&ev.payload)? {
+            event::Invocation::Tick => {
+                let report = tick(deps, config, now_ms()).await?;
+                Ok::<Value, lambda_runtime::Error>(serde_json::to_value(&report)?)
+            }
+        }
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
+}
+
+async fn run_loop(deps: Deps, config: Config, interval: Duration) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(interval_ms = interval.as_millis() as u64, env = %config.names.env, "scaler loop started");
+    loop {
+        tokio::select! {
+            _ = timer.tick() => {
+                if let Err(e) = tick(&deps, &config, now_ms()).await {
+                    tracing::warn!(error = format!("{e:#}"), "tick failed; the next one retries");
+                }
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("scaler loop stopped");
+    Ok(())
+}

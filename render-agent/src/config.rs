@@ -1,0 +1,185 @@
+//! The agent's settings, parsed once from the environment. The launch template's user data
+//! writes the same variables to `/etc/renderfleet/agent.env`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use renderfleet_core::names::ResourceNames;
+
+/// Which engine renders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// ffmpeg, planned from the spec.
+    Ffmpeg,
+    /// An external renderer: `command SPEC_JSON OUTPUT` (see docs/ENGINE.md).
+    External { command: PathBuf },
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `RENDERFLEET_ENV` (required).
+    pub names: ResourceNames,
+    /// `RENDERFLEET_INSTANCE_ID`: this worker's EC2 instance id. Default: asked of the instance
+    /// metadata service (IMDSv2).
+    pub instance_id: Option<String>,
+    /// `RENDERFLEET_SLOTS`: jobs rendered at once. Default: a quarter of the cores, at least 1
+    /// (ffmpeg uses several cores per job).
+    pub slots: u32,
+    /// `RENDERFLEET_WORK_DIR`: where jobs' private work directories go. Default
+    /// `/var/lib/renderfleet/work`.
+    pub work_dir: PathBuf,
+    /// `RENDERFLEET_ENGINE`: `ffmpeg` (default) or `external`, with `RENDERFLEET_ENGINE_COMMAND`.
+    pub engine: EngineKind,
+    /// `RENDERFLEET_FFMPEG` / `RENDERFLEET_FFPROBE`: the binaries. Default from `PATH`.
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    /// `RENDERFLEET_FONT`: the font text is drawn with. Default DejaVu Sans.
+    pub font: PathBuf,
+    /// `RENDERFLEET_HEARTBEAT_SECS`: how often the agent reports to SSM. Default 10.
+    pub heartbeat: Duration,
+    /// `RENDERFLEET_PROGRESS_SECS`: how often a running job's progress and lease are written (and
+    /// a cancel noticed). Default 2.
+    pub progress_every: Duration,
+    /// `RENDERFLEET_VISIBILITY_SECS`: the queue's visibility timeout and the job lease; extended
+    /// every third of it while rendering. Default 60 (the queue's).
+    pub visibility: Duration,
+    /// `RENDERFLEET_POLL_WAIT_SECS`: long-poll wait. Default 5 (a SIGTERM is noticed within it).
+    pub poll_wait: Duration,
+    /// `RENDERFLEET_DRAIN_GRACE_SECS`: on SIGTERM, how long running jobs may finish before they are
+    /// handed back to the queue. Default 110 (inside a two-minute spot notice).
+    pub drain_grace: Duration,
+    /// `RENDERFLEET_MAX_OUTPUT_BYTES`: cap on a rendered file. Default 4 GiB.
+    pub max_output_bytes: u64,
+    /// `RENDERFLEET_MAX_ASSET_BYTES`: cap on a downloaded asset. Default 2 GiB.
+    pub max_asset_bytes: u64,
+    /// `RENDERFLEET_TIMEOUT_BASE_SECS` and `RENDERFLEET_TIMEOUT_PER_UNIT_SECS`: the engine's
+    /// wall-clock limit is base + per-unit x the job's work units. Defaults 60 and 10.
+    pub timeout_base: Duration,
+    pub timeout_per_unit: Duration,
+    /// `RENDERFLEET_MIN_FREE_DISK_BYTES`: below this the agent reports unhealthy and takes no
+    /// work. Default 1 GiB.
+    pub min_free_disk: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            var: &'static str,
+            default: T,
+        ) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match get(var).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|e| ConfigError {
+                    var,
+                    message: format!("cannot parse {v:?}: {e}"),
+                }),
+            }
+        }
+        let secs = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(parse(&get, var, default)?))
+        };
+        let env = get("RENDERFLEET_ENV").ok_or(ConfigError {
+            var: "RENDERFLEET_ENV",
+            message: "required: the environment name, e.g. dev".into(),
+        })?;
+        let names = ResourceNames::for_env(&env).map_err(|message| ConfigError {
+            var: "RENDERFLEET_ENV",
+            message,
+        })?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
+        let slots: u32 = parse(&get, "RENDERFLEET_SLOTS", (cores / 4).max(1))?;
+        if slots == 0 || slots > 64 {
+            return Err(ConfigError {
+                var: "RENDERFLEET_SLOTS",
+                message: format!("must be 1..=64, got {slots}"),
+            });
+        }
+        let engine = match get("RENDERFLEET_ENGINE").as_deref().map(str::trim) {
+            None | Some("") | Some("ffmpeg") => EngineKind::Ffmpeg,
+            Some("external") => EngineKind::External {
+                command: get("RENDERFLEET_ENGINE_COMMAND").map(PathBuf::from).ok_or(
+                    ConfigError {
+                        var: "RENDERFLEET_ENGINE_COMMAND",
+                        message: "required with RENDERFLEET_ENGINE=external".into(),
+                    },
+                )?,
+            },
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "RENDERFLEET_ENGINE",
+                    message: format!("unknown engine {other:?}: use ffmpeg or external"),
+                });
+            }
+        };
+        let visibility = secs(
+            "RENDERFLEET_VISIBILITY_SECS",
+            renderfleet_core::message::VISIBILITY_TIMEOUT_SECS,
+        )?;
+        if visibility < Duration::from_secs(6) {
+            return Err(ConfigError {
+                var: "RENDERFLEET_VISIBILITY_SECS",
+                message: "must be at least 6".into(),
+            });
+        }
+        Ok(Self {
+            names,
+            instance_id: get("RENDERFLEET_INSTANCE_ID").filter(|v| !v.is_empty()),
+            slots,
+            work_dir: get("RENDERFLEET_WORK_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/var/lib/renderfleet/work".into()),
+            engine,
+            ffmpeg: get("RENDERFLEET_FFMPEG")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "ffmpeg".into()),
+            ffprobe: get("RENDERFLEET_FFPROBE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "ffprobe".into()),
+            font: get("RENDERFLEET_FONT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into()),
+            heartbeat: secs("RENDERFLEET_HEARTBEAT_SECS", 10)?,
+            progress_every: secs("RENDERFLEET_PROGRESS_SECS", 2)?,
+            visibility,
+            poll_wait: secs("RENDERFLEET_POLL_WAIT_SECS", 5)?,
+            drain_grace: secs("RENDERFLEET_DRAIN_GRACE_SECS", 110)?,
+            max_output_bytes: parse(&get, "RENDERFLEET_MAX_OUTPUT_BYTES", 4 << 30)?,
+            max_asset_bytes: parse(&get, "RENDERFLEET_MAX_ASSET_BYTES", 2 << 30)?,
+            timeout_base: secs("RENDERFLEET_TIMEOUT_BASE_SECS", 60)?,
+            timeout_per_unit: secs("RENDERFLEET_TIMEOUT_PER_UNIT_SECS", 10)?,
+            min_free_disk: parse(&get, "RENDERFLEET_MIN_FREE_DISK_BYTES", 1 << 30)?,
+        })
+    }
+
+    /// Settings for tests: environment `test`, a given work directory, fast timers.
+    pub fn for_tests(work_dir: PathBuf) -> Self {
+        let mut c = Self::from_lookup(|k| match k {
+            "RENDERFLEET_ENV" => Some("test".into()),
+            "RENDERFLEET_INSTANCE_ID" => Some("i-test".into()),
+            "RENDERFLEET_SLOTS" => Some("1".into()),
+            _ => None,
+        })
+        .expect("valid");
+        c.work_dir = work_dir;
+        c.poll_wait = Duration::from_millis(200);
+        c.min_free_disk = 0;
+        c
+    }
+}

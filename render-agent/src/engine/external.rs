@@ -1,0 +1,136 @@
+//! An external renderer behind the same seam (a proprietary engine, say).
+//!
+//! Contract (docs/ENGINE.md): the agent runs `COMMAND SPEC_JSON OUTPUT` in the job's work
+//! directory, with no shell and stdin closed. `SPEC_JSON` is the job spec v1 with one more member,
+//! `"assets"`, mapping each referenced asset id to its downloaded file. The engine writes the video
+//! to `OUTPUT`, may print `progress <0..1>` lines on stdout, and exits 0 on success, 2 when the
+//! input is invalid (not retried), anything else on failure (retried on another worker).
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::process::{Ended, run};
+use super::{Engine, EngineError, RenderRequest};
+
+/// The exit code that means "the input is invalid".
+pub const EXIT_INVALID_INPUT: i32 = 2;
+
+#[derive(Clone, Debug)]
+pub struct ExternalEngine {
+    pub command: PathBuf,
+    pub max_output_bytes: u64,
+}
+
+/// Parses a `progress <fraction>` line.
+pub fn parse_progress(line: &str) -> Option<f64> {
+    let v: f64 = line.strip_prefix("progress")?.trim().parse().ok()?;
+    v.is_finite().then(|| v.clamp(0.0, 1.0))
+}
+
+#[async_trait]
+impl Engine for ExternalEngine {
+    async fn render(
+        &self,
+        req: RenderRequest<'_>,
+        progress: &watch::Sender<f64>,
+        stop: CancellationToken,
+    ) -> Result<(), EngineError> {
+        let mut doc =
+            serde_json::to_value(req.spec).map_err(|e| EngineError::Failed(e.to_string()))?;
+        let assets: serde_json::Map<String, serde_json::Value> = req
+            .assets
+            .iter()
+            .map(|(id, a)| {
+                (
+                    id.to_string(),
+                    serde_json::Value::String(a.path.display().to_string()),
+                )
+            })
+            .collect();
+        doc["assets"] = serde_json::Value::Object(assets);
+        let spec_path = req.workdir.join("spec.json");
+        tokio::fs::write(&spec_path, doc.to_string())
+            .await
+            .map_err(|e| EngineError::Failed(format!("writing {}: {e}", spec_path.display())))?;
+        let args = [
+            spec_path.display().to_string(),
+            req.output.display().to_string(),
+        ];
+        let ended = run(
+            &self.command,
+            &args,
+            req.workdir,
+            req.timeout,
+            stop,
+            |line| {
+                if let Some(p) = parse_progress(line) {
+                    progress.send_replace(p);
+                }
+            },
+        )
+        .await;
+        match ended {
+            Ended::Exited { status, .. } if status.success() => {
+                let size = tokio::fs::metadata(req.output)
+                    .await
+                    .map_err(|e| {
+                        EngineError::Failed(format!("the engine exited 0 but wrote no output: {e}"))
+                    })?
+                    .len();
+                if size > self.max_output_bytes {
+                    return Err(EngineError::OutputTooLarge(self.max_output_bytes));
+                }
+                progress.send_replace(1.0);
+                Ok(())
+            }
+            Ended::Exited {
+                status,
+                stderr_tail,
+            } => {
+                let last = stderr_tail
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                if status.code() == Some(EXIT_INVALID_INPUT) {
+                    Err(EngineError::InvalidInput(last))
+                } else {
+                    Err(EngineError::Failed(format!(
+                        "engine exited with {status}: {last}"
+                    )))
+                }
+            }
+            Ended::TimedOut => Err(EngineError::Timeout(req.timeout)),
+            Ended::Stopped => Err(EngineError::Stopped),
+            Ended::SpawnFailed(e) => Err(EngineError::Failed(e)),
+        }
+    }
+
+    async fn self_check(&self, _workdir: &Path) -> Result<(), String> {
+        let meta = std::fs::metadata(&self.command)
+            .map_err(|e| format!("{}: {e}", self.command.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o111 == 0 {
+            return Err(format!("{} is not executable", self.command.display()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_progress;
+
+    #[test]
+    fn progress_lines_parse() {
+        assert_eq!(parse_progress("progress 0.5"), Some(0.5));
+        assert_eq!(parse_progress("progress 7"), Some(1.0));
+        assert_eq!(parse_progress("progress NaN"), None);
+        assert_eq!(parse_progress("frame=12"), None);
+    }
+}

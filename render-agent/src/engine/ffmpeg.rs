@@ -1,0 +1,259 @@
+//! The ffmpeg engine: probe the inputs, plan the command, run it, check the output.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{PlanContext, plan};
+use super::process::{Ended, run};
+use super::{Engine, EngineError, RenderRequest};
+
+#[derive(Clone, Debug)]
+pub struct FfmpegEngine {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub font: PathBuf,
+    pub max_output_bytes: u64,
+}
+
+/// What ffprobe says about a file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MediaInfo {
+    pub duration: f64,
+    pub streams: Vec<StreamInfo>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct StreamInfo {
+    pub codec_type: String,
+    #[serde(default)]
+    pub codec_name: String,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub pix_fmt: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProbeOut {
+    #[serde(default)]
+    streams: Vec<StreamInfo>,
+    #[serde(default)]
+    format: Option<ProbeFormat>,
+}
+
+#[derive(Deserialize)]
+struct ProbeFormat {
+    #[serde(default)]
+    duration: Option<String>,
+}
+
+/// Probes `path` with ffprobe, reading local files only. An unreadable file is an error saying why.
+pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, String> {
+    let out = tokio::process::Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-show_entries",
+        ])
+        .arg("stream=codec_type,codec_name,width,height,pix_fmt:format=duration")
+        .args(["-of", "json"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .map_err(|_| "ffprobe took longer than 60 s".to_owned())?
+        .map_err(|e| format!("cannot run {}: {e}", ffprobe.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err
+            .lines()
+            .last()
+            .unwrap_or("unreadable media")
+            .trim()
+            .to_owned());
+    }
+    let parsed: ProbeOut =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe output: {e}"))?;
+    let duration = parsed
+        .format
+        .and_then(|f| f.duration)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    Ok(MediaInfo {
+        duration,
+        streams: parsed.streams,
+    })
+}
+
+/// ffmpeg messages that mean the input, not the machine, is at fault.
+const INPUT_ERRORS: &[&str] = &[
+    "Invalid data found when processing input",
+    "moov atom not found",
+    "could not find codec parameters",
+    "does not contain any stream",
+    "Invalid argument",
+    "Error while decoding",
+    "No such file or directory",
+    "Protocol not on whitelist",
+];
+
+#[async_trait]
+impl Engine for FfmpegEngine {
+    async fn render(
+        &self,
+        req: RenderRequest<'_>,
+        progress: &watch::Sender<f64>,
+        stop: CancellationToken,
+    ) -> Result<(), EngineError> {
+        for (id, asset) in req.assets {
+            let info = probe(&self.ffprobe, &asset.path).await.map_err(|e| {
+                EngineError::InvalidInput(format!("asset {id} is not readable media: {e}"))
+            })?;
+            let wanted = if asset.content_type.starts_with("audio/") {
+                "audio"
+            } else {
+                "video"
+            };
+            if !info.streams.iter().any(|s| s.codec_type == wanted) {
+                return Err(EngineError::InvalidInput(format!(
+                    "asset {id} has no {wanted} stream"
+                )));
+            }
+        }
+        let ctx = PlanContext {
+            ffmpeg: &self.ffmpeg,
+            font: &self.font,
+            workdir: req.workdir,
+            output: req.output,
+            assets: req.assets,
+            max_output_bytes: self.max_output_bytes,
+        };
+        let cmd = plan(req.spec, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+        for (path, text) in &cmd.files {
+            tokio::fs::write(path, text)
+                .await
+                .map_err(|e| EngineError::Failed(format!("writing {}: {e}", path.display())))?;
+        }
+        let total = cmd.duration.max(0.001);
+        let ended = run(
+            &cmd.program,
+            &cmd.args,
+            req.workdir,
+            req.timeout,
+            stop,
+            |line| {
+                if let Some(us) = line
+                    .strip_prefix("out_time_us=")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                {
+                    let p = (us / 1e6 / total).clamp(0.0, 1.0);
+                    progress.send_replace(p);
+                }
+            },
+        )
+        .await;
+        match ended {
+            Ended::Exited { status, .. } if status.success() => {
+                let size = tokio::fs::metadata(req.output)
+                    .await
+                    .map(|m| m.len())
+                    .map_err(|e| {
+                        EngineError::Failed(format!("ffmpeg succeeded but wrote no output: {e}"))
+                    })?;
+                if size >= self.max_output_bytes {
+                    return Err(EngineError::OutputTooLarge(self.max_output_bytes));
+                }
+                progress.send_replace(1.0);
+                Ok(())
+            }
+            Ended::Exited {
+                status,
+                stderr_tail,
+            } => {
+                let last = stderr_tail
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                if status.code().is_none() {
+                    Err(EngineError::Failed(format!(
+                        "ffmpeg was killed ({status}): {last}"
+                    )))
+                } else if INPUT_ERRORS.iter().any(|p| stderr_tail.contains(p)) {
+                    Err(EngineError::InvalidInput(format!("ffmpeg: {last}")))
+                } else {
+                    Err(EngineError::Failed(format!(
+                        "ffmpeg exited with {status}: {last}"
+                    )))
+                }
+            }
+            Ended::TimedOut => Err(EngineError::Timeout(req.timeout)),
+            Ended::Stopped => Err(EngineError::Stopped),
+            Ended::SpawnFailed(e) => Err(EngineError::Failed(e)),
+        }
+    }
+
+    async fn self_check(&self, workdir: &Path) -> Result<(), String> {
+        if !self.font.is_file() {
+            return Err(format!("font {} is missing", self.font.display()));
+        }
+        let out = workdir.join("self-check.mp4");
+        let args: Vec<String> = [
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=32x32:r=1:d=1",
+            "-frames:v",
+            "1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain([out.display().to_string()])
+        .collect();
+        let ended = run(
+            &self.ffmpeg,
+            &args,
+            workdir,
+            Duration::from_secs(30),
+            CancellationToken::new(),
+            |_| {},
+        )
+        .await;
+        let _ = tokio::fs::remove_file(&out).await;
+        match ended {
+            Ended::Exited { status, .. } if status.success() => Ok(()),
+            Ended::Exited {
+                status,
+                stderr_tail,
+            } => Err(format!(
+                "test render exited with {status}: {}",
+                stderr_tail.trim()
+            )),
+            Ended::TimedOut => Err("test render took longer than 30 s".into()),
+            Ended::Stopped => Err("test render stopped".into()),
+            Ended::SpawnFailed(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The render agent binary: init tracing, parse config, find its instance id, build clients once,
+//! run until SIGTERM, drain, exit 0.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use render_agent::config::EngineKind;
+use render_agent::engine::Engine;
+use render_agent::engine::external::ExternalEngine;
+use render_agent::engine::ffmpeg::{FfmpegEngine, probe};
+use render_agent::worker::{Deps, Prober};
+use render_agent::{Config, run};
+use renderfleet_core::aws::{
+    AsgFleet, CloudWatchMetrics, DynamoStore, S3Media, SqsQueue, SsmParameters,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+struct Ffprobe(std::path::PathBuf);
+
+#[async_trait::async_trait]
+impl Prober for Ffprobe {
+    async fn duration(&self, path: &std::path::Path) -> Result<f64, String> {
+        Ok(probe(&self.0, path).await?.duration)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .init();
+    let cfg = Config::from_env().context("agent configuration")?;
+    let sdk = renderfleet_core::aws::default_config().await;
+    let instance = match &cfg.instance_id {
+        Some(id) => id.clone(),
+        None => instance_id_from_imds()
+            .await
+            .context("asking the instance metadata service for the instance id")?,
+    };
+    let store = Arc::new(DynamoStore::new(&sdk, &cfg.names.table));
+    let queue = Arc::new(
+        SqsQueue::connect(&sdk, &cfg.names.queue)
+            .await
+            .context("finding the jobs queue")?,
+    );
+    let media = Arc::new(S3Media::new(&sdk, &cfg.names.bucket));
+    let engine: Arc<dyn Engine> = match &cfg.engine {
+        EngineKind::Ffmpeg => Arc::new(FfmpegEngine {
+            ffmpeg: cfg.ffmpeg.clone(),
+            ffprobe: cfg.ffprobe.clone(),
+            font: cfg.font.clone(),
+            max_output_bytes: cfg.max_output_bytes,
+        }),
+        EngineKind::External { command } => Arc::new(ExternalEngine {
+            command: command.clone(),
+            max_output_bytes: cfg.max_output_bytes,
+        }),
+    };
+    let deps = Deps {
+        source: queue,
+        ledger: store.clone(),
+        media,
+        assets: store,
+        protection: Arc::new(AsgFleet::new(&sdk, &cfg.names.asg)),
+        health: Arc::new(SsmParameters::new(&sdk, cfg.names.clone())),
+        metrics: Arc::new(CloudWatchMetrics::new(&sdk, &cfg.names.env)),
+        engine,
+        prober: Arc::new(Ffprobe(cfg.ffprobe.clone())),
+    };
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: draining"),
+        }
+        trigger.cancel();
+    });
+    tracing::info!(instance = %instance, env = %cfg.names.env, "render agent starting");
+    run(deps, cfg, instance, shutdown).await
+}
+
+/// The instance id from IMDSv2 (token first, as the launch template requires).
+async fn instance_id_from_imds() -> anyhow::Result<String> {
+    let client = aws_config::imds::Client::builder().build();
+    Ok(client.get("/latest/meta-data/instance-id").await?.into())
+}

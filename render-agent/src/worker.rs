@@ -1,0 +1,843 @@
+//! The agent's loop: take at most as many jobs as there are free slots, protect the instance from
+//! scale-in while busy, render each job under a lease, and drain on shutdown.
+//!
+//! A job's life on this worker: receive the message -> protect the instance -> claim the job
+//! (a conditional write: queued -> running, attempt + 1) -> keep the lease and the message alive
+//! while rendering -> upload -> finish (running -> terminal, conditional on the attempt) -> delete
+//! the message. Any step that finds the job moved on by someone else stops without writing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use renderfleet_core::clock::{EpochMillis, now_ms};
+use renderfleet_core::ids::{AssetId, JobId};
+use renderfleet_core::job::{Job, JobError, JobOutput, Outcome};
+use renderfleet_core::message::{JobMessage, MAX_RECEIVE_COUNT};
+use renderfleet_core::names::output_key;
+use renderfleet_core::ports::{
+    AgentState, AssetStore, Claim, Delivery, Directive, HealthReporter, Heartbeat, JobLedger,
+    JobSource, Lease, MediaFiles, MetricDatum, MetricUnit, MetricsSink, ScaleInProtection,
+};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineError, LocalAsset, RenderRequest};
+
+/// What the agent talks to.
+#[derive(Clone)]
+pub struct Deps {
+    pub source: Arc<dyn JobSource>,
+    pub ledger: Arc<dyn JobLedger>,
+    pub media: Arc<dyn MediaFiles>,
+    pub assets: Arc<dyn AssetStore>,
+    pub protection: Arc<dyn ScaleInProtection>,
+    pub health: Arc<dyn HealthReporter>,
+    pub metrics: Arc<dyn MetricsSink>,
+    pub engine: Arc<dyn Engine>,
+    /// Measures a rendered file's duration (ffprobe in production).
+    pub prober: Arc<dyn Prober>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deps")
+    }
+}
+
+/// Reads a rendered file's duration in seconds.
+#[async_trait::async_trait]
+pub trait Prober: Send + Sync {
+    async fn duration(&self, path: &Path) -> Result<f64, String>;
+}
+
+/// What one [`Agent::step`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to take.
+    Idle,
+    /// Started this many jobs.
+    Started(usize),
+    /// Every slot is busy; waited for one to free up.
+    Full,
+    /// Messages were handled without starting a job (duplicates, poison, finished jobs).
+    Handled(usize),
+}
+
+/// How one job attempt ended on this worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    Succeeded,
+    Failed(String),
+    Cancelled,
+    /// Handed back to the queue (a drain, or a failure to retry elsewhere).
+    Released(String),
+    /// Another attempt owns the job now; nothing was written.
+    Lost,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    pub job_id: JobId,
+    pub end: JobEnd,
+    /// Engine seconds per work unit, for calibration, on success.
+    pub seconds_per_unit: Option<f64>,
+}
+
+/// State the heartbeat reports, shared by the loop and the reporter.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub running: BTreeMap<JobId, CancellationToken>,
+    pub draining: bool,
+    pub engine_ok: bool,
+    pub seconds_per_unit: Option<f64>,
+    /// Duplicate deliveries seen (another attempt held the job, or it had finished).
+    pub duplicates: u64,
+}
+
+pub type SharedState = Arc<Mutex<Shared>>;
+
+fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, Shared> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The render agent of one instance.
+pub struct Agent {
+    deps: Deps,
+    cfg: Arc<Config>,
+    instance: String,
+    shared: SharedState,
+    tasks: JoinSet<JobReport>,
+    protected: bool,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("instance", &self.instance)
+            .field("protected", &self.protected)
+            .finish()
+    }
+}
+
+impl Agent {
+    pub fn new(deps: Deps, cfg: Arc<Config>, instance: String, shared: SharedState) -> Self {
+        Self {
+            deps,
+            cfg,
+            instance,
+            shared,
+            tasks: JoinSet::new(),
+            protected: false,
+        }
+    }
+
+    pub fn running(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// One turn of the loop: reap finished jobs, then either wait for a free slot or long-poll for
+    /// as many messages as there are free slots and start them.
+    pub async fn step(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Step> {
+        while let Some(done) = self.tasks.try_join_next() {
+            self.record(done);
+        }
+        let free = (self.cfg.slots as usize).saturating_sub(self.tasks.len());
+        if free == 0 {
+            tokio::select! {
+                Some(done) = self.tasks.join_next() => self.record(done),
+                _ = shutdown.cancelled() => {}
+            }
+            return Ok(Step::Full);
+        }
+        let deliveries = self
+            .deps
+            .source
+            .receive(free as u32, self.cfg.poll_wait)
+            .await?;
+        if deliveries.is_empty() {
+            if self.tasks.is_empty() && self.protected {
+                self.set_protection(false).await?;
+            }
+            return Ok(Step::Idle);
+        }
+        let mut started = 0;
+        let total = deliveries.len();
+        for d in deliveries {
+            if shutdown.is_cancelled() {
+                // Draining: hand untouched messages straight back.
+                self.hand_back(&d, Duration::ZERO).await;
+                continue;
+            }
+            match self.take(d.clone()).await {
+                Ok(true) => started += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "could not take a message; handing it and the rest back"
+                    );
+                    self.hand_back(&d, Duration::ZERO).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(if started > 0 {
+            Step::Started(started)
+        } else {
+            Step::Handled(total)
+        })
+    }
+
+    /// Handles one delivery. `Ok(true)` when a job started.
+    async fn take(&mut self, d: Delivery) -> anyhow::Result<bool> {
+        let msg = match JobMessage::parse(&d.body) {
+            Ok(m) => m,
+            Err(e) => {
+                // A malformed message can never become valid: drop it rather than loop on it.
+                tracing::error!(message_id = %d.message_id, error = %e, "malformed message deleted");
+                self.deps.source.delete(&d.receipt).await?;
+                return Ok(false);
+            }
+        };
+        if !self.protected {
+            self.set_protection(true).await?;
+        }
+        let now = now_ms();
+        let lease = Lease {
+            instance: self.instance.clone(),
+            message_id: d.message_id.clone(),
+            now,
+            until: now + self.lease_ms(),
+        };
+        match self.deps.ledger.claim(&msg.job_id, &lease).await? {
+            Claim::Claimed(job) => {
+                let stop = CancellationToken::new();
+                lock(&self.shared)
+                    .running
+                    .insert(job.id.clone(), stop.clone());
+                let ctx = JobCtx {
+                    deps: self.deps.clone(),
+                    cfg: self.cfg.clone(),
+                    instance: self.instance.clone(),
+                };
+                tracing::info!(job_id = %job.id, attempt = job.attempts, receive_count = d.receive_count, "job claimed");
+                self.tasks.spawn(run_job(ctx, job, d, stop));
+                Ok(true)
+            }
+            Claim::NotClaimable(job) => {
+                lock(&self.shared).duplicates += 1;
+                let lapse_in = job.lease_until.map(|l| l - now).unwrap_or(0);
+                if !job.state.is_terminal()
+                    && job.message_id.as_deref() == Some(d.message_id.as_str())
+                {
+                    // Our own message back early while its attempt still holds the lease: show it
+                    // again just after the lease would lapse, in case that worker is gone.
+                    tracing::info!(job_id = %job.id, "message back while its attempt holds the lease; deferring");
+                    self.hand_back(&d, Duration::from_millis(lapse_in.max(0) as u64 + 1000))
+                        .await;
+                } else {
+                    tracing::info!(job_id = %job.id, state = %job.state, "duplicate delivery deleted");
+                    self.deps.source.delete(&d.receipt).await?;
+                }
+                Ok(false)
+            }
+            Claim::Missing => {
+                tracing::warn!(job_id = %msg.job_id, "message for an unknown job deleted");
+                self.deps.source.delete(&d.receipt).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        // Half the visibility timeout: the lease lapses before the message reappears, so the
+        // worker that receives it again can take the job over.
+        (self.cfg.visibility.as_millis() / 2) as i64
+    }
+
+    async fn hand_back(&self, d: &Delivery, after: Duration) {
+        if let Err(e) = self.deps.source.set_visibility(&d.receipt, after).await {
+            tracing::warn!(error = %e, "could not hand a message back; it returns after its visibility timeout");
+        }
+    }
+
+    async fn set_protection(&mut self, on: bool) -> anyhow::Result<()> {
+        self.deps
+            .protection
+            .set_protected(&self.instance, on)
+            .await?;
+        self.protected = on;
+        tracing::info!(
+            protected = on,
+            "scale-in protection {}",
+            if on { "set" } else { "released" }
+        );
+        Ok(())
+    }
+
+    fn record(&mut self, done: Result<JobReport, tokio::task::JoinError>) {
+        match done {
+            Ok(r) => {
+                let mut s = lock(&self.shared);
+                s.running.remove(&r.job_id);
+                if let Some(v) = r.seconds_per_unit {
+                    s.seconds_per_unit = Some(match s.seconds_per_unit {
+                        Some(old) => 0.8 * old + 0.2 * v,
+                        None => v,
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a job task panicked"),
+        }
+    }
+
+    /// Stops taking work and lets running jobs finish within the grace period; past it, hands
+    /// them back to the queue. Releases scale-in protection at the end.
+    pub async fn drain(&mut self) {
+        lock(&self.shared).draining = true;
+        let deadline = tokio::time::Instant::now() + self.cfg.drain_grace;
+        tracing::info!(
+            running = self.tasks.len(),
+            grace_secs = self.cfg.drain_grace.as_secs(),
+            "draining"
+        );
+        let mut released = false;
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                Some(done) = self.tasks.join_next() => self.record(done),
+                _ = tokio::time::sleep_until(deadline), if !released => {
+                    tracing::warn!(running = self.tasks.len(), "grace period over; handing running jobs back");
+                    for stop in lock(&self.shared).running.values() {
+                        stop.cancel();
+                    }
+                    released = true;
+                }
+            }
+        }
+        if self.protected
+            && let Err(e) = self.set_protection(false).await
+        {
+            tracing::warn!(error = %e, "could not release scale-in protection");
+        }
+    }
+}
+
+#[derive(Clone)]
+struct JobCtx {
+    deps: Deps,
+    cfg: Arc<Config>,
+    instance: String,
+}
+
+/// Why a running job's engine was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopWhy {
+    Cancel,
+    Lost,
+    Drain,
+}
+
+/// Removes the job's work directory whatever happens.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.0.display(), error = %e, "could not remove a work directory");
+        }
+    }
+}
+
+fn content_extension(content_type: &str) -> &'static str {
+    match content_type {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "video/mp4" => "mp4",
+        "audio/mpeg" => "mp3",
+        _ => "wav",
+    }
+}
+
+/// Runs one claimed attempt to its end. Never panics on bad input; reports what happened.
+async fn run_job(ctx: JobCtx, job: Job, d: Delivery, drain: CancellationToken) -> JobReport {
+    use tracing::Instrument;
+    let span = tracing::info_span!("job", job_id = %job.id, attempt = job.attempts);
+    let id = job.id.clone();
+    let (end, spu) = attempt(&ctx, &job, &d, drain).instrument(span).await;
+    JobReport {
+        job_id: id,
+        end,
+        seconds_per_unit: spu,
+    }
+}
+
+async fn attempt(
+    ctx: &JobCtx,
+    job: &Job,
+    d: &Delivery,
+    drain: CancellationToken,
+) -> (JobEnd, Option<f64>) {
+    let started = Instant::now();
+    let claimed_at = now_ms();
+    if job.cancel_requested {
+        return (finish(ctx, job, d, Outcome::Cancelled).await, None);
+    }
+    let dir = ctx.cfg.work_dir.join(job.id.as_str());
+    if let Err(e) = create_private_dir(&dir) {
+        return (
+            retry_or_fail(
+                ctx,
+                job,
+                d,
+                &format!("cannot create the work directory: {e}"),
+            )
+            .await,
+            None,
+        );
+    }
+    let _cleanup = WorkDir(dir.clone());
+    let output = dir.join("output.mp4");
+
+    let (progress_tx, progress_rx) = watch::channel(0.0f64);
+    let engine_stop = CancellationToken::new();
+    let why: Arc<Mutex<Option<StopWhy>>> = Arc::new(Mutex::new(None));
+    let keeper = tokio::spawn(keep_alive(
+        ctx.clone(),
+        job.clone(),
+        d.receipt.clone(),
+        progress_rx,
+        engine_stop.clone(),
+        why.clone(),
+    ));
+    let drain_watch = {
+        let (stop, why) = (engine_stop.clone(), why.clone());
+        tokio::spawn(async move {
+            drain.cancelled().await;
+            why.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(StopWhy::Drain);
+            stop.cancel();
+        })
+    };
+    let timeout = ctx.cfg.timeout_base + ctx.cfg.timeout_per_unit.mul_f64(job.est_work.max(0.0));
+    let work = async {
+        let assets = fetch_assets(ctx, job, &dir).await?;
+        let req = RenderRequest {
+            spec: &job.spec,
+            workdir: &dir,
+            output: &output,
+            assets: &assets,
+            timeout,
+        };
+        ctx.deps
+            .engine
+            .render(req, &progress_tx, engine_stop.clone())
+            .await
+    };
+    let result = tokio::select! {
+        r = work => r,
+        _ = engine_stop.cancelled() => Err(EngineError::Stopped),
+    };
+    keeper.abort();
+    drain_watch.abort();
+    let engine_secs = started.elapsed().as_secs_f64();
+    let stop_why = *why.lock().unwrap_or_else(|p| p.into_inner());
+
+    match result {
+        Ok(()) => {
+            let duration = match ctx.deps.prober.duration(&output).await {
+                Ok(v) => v,
+                Err(e) => {
+                    return (
+                        retry_or_fail(ctx, job, d, &format!("the output is unreadable: {e}")).await,
+                        None,
+                    );
+                }
+            };
+            let key = output_key(&job.tenant, job.id.as_str());
+            let size = match ctx.deps.media.put_file(&key, &output, "video/mp4").await {
+                Ok(n) => n,
+                Err(e) => {
+                    return (
+                        retry_or_fail(ctx, job, d, &format!("upload failed: {e}")).await,
+                        None,
+                    );
+                }
+            };
+            let end = finish(
+                ctx,
+                job,
+                d,
+                Outcome::Succeeded(JobOutput {
+                    key,
+                    size_bytes: size,
+                    duration,
+                }),
+            )
+            .await;
+            let spu = (end == JobEnd::Succeeded && job.est_work > 0.0)
+                .then(|| engine_secs / job.est_work);
+            if end == JobEnd::Succeeded {
+                let wait = (claimed_at - job.created_at).max(0) as f64 / 1000.0;
+                publish(
+                    ctx,
+                    vec![
+                        MetricDatum::new("JobsSucceeded", 1.0, MetricUnit::Count),
+                        MetricDatum::new("RenderSeconds", engine_secs, MetricUnit::Seconds),
+                        MetricDatum::new("WaitSeconds", wait, MetricUnit::Seconds),
+                        MetricDatum::new(
+                            "RealtimeFactor",
+                            engine_secs / duration.max(0.001),
+                            MetricUnit::None,
+                        ),
+                    ],
+                )
+                .await;
+                tracing::info!(engine_secs, duration, size, "job succeeded");
+            }
+            (end, spu)
+        }
+        Err(EngineError::Stopped) => match stop_why {
+            Some(StopWhy::Cancel) => (finish(ctx, job, d, Outcome::Cancelled).await, None),
+            Some(StopWhy::Lost) => {
+                tracing::warn!("the job moved on without this attempt; stopped without writing");
+                (JobEnd::Lost, None)
+            }
+            Some(StopWhy::Drain) | None => {
+                (release(ctx, job, d, Duration::ZERO, "drained").await, None)
+            }
+        },
+        Err(EngineError::Failed(m)) => (retry_or_fail(ctx, job, d, &m).await, None),
+        Err(e @ EngineError::InvalidInput(_)) => (
+            fail(ctx, job, d, "invalid_input", &e.to_string()).await,
+            None,
+        ),
+        Err(e @ EngineError::Timeout(_)) => {
+            (fail(ctx, job, d, "timeout", &e.to_string()).await, None)
+        }
+        Err(e @ EngineError::OutputTooLarge(_)) => (
+            fail(ctx, job, d, "output_too_large", &e.to_string()).await,
+            None,
+        ),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Downloads the job's own assets into its work directory.
+async fn fetch_assets(
+    ctx: &JobCtx,
+    job: &Job,
+    dir: &Path,
+) -> Result<HashMap<AssetId, LocalAsset>, EngineError> {
+    let mut out = HashMap::new();
+    for (n, (field, id, _)) in job.spec.asset_refs().into_iter().enumerate() {
+        if out.contains_key(id) {
+            continue;
+        }
+        let asset = match ctx.deps.assets.get_asset(id).await {
+            Ok(Some(a)) if a.tenant == job.tenant => a,
+            Ok(_) => {
+                return Err(EngineError::InvalidInput(format!(
+                    "{field}: asset {id} does not exist"
+                )));
+            }
+            Err(e) if e.is_retryable() => return Err(EngineError::Failed(e.to_string())),
+            Err(e) => return Err(EngineError::Failed(e.to_string())),
+        };
+        let path = dir.join(format!(
+            "asset-{n}.{}",
+            content_extension(&asset.content_type)
+        ));
+        match ctx
+            .deps
+            .media
+            .get_file(&asset.key, &path, ctx.cfg.max_asset_bytes)
+            .await
+        {
+            Ok(_) => {}
+            Err(renderfleet_core::Error::NotFound(_)) => {
+                return Err(EngineError::InvalidInput(format!(
+                    "{field}: asset {id} was never uploaded"
+                )));
+            }
+            Err(e) => return Err(EngineError::Failed(format!("downloading asset {id}: {e}"))),
+        }
+        out.insert(
+            id.clone(),
+            LocalAsset {
+                path,
+                content_type: asset.content_type,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Keeps a running attempt alive: writes progress and renews the lease every `progress_every`
+/// (and so notices a cancel within it), and extends the message's visibility every third of the
+/// visibility timeout.
+async fn keep_alive(
+    ctx: JobCtx,
+    job: Job,
+    receipt: String,
+    progress: watch::Receiver<f64>,
+    stop: CancellationToken,
+    why: Arc<Mutex<Option<StopWhy>>>,
+) {
+    let lease = ctx.cfg.visibility / 2;
+    let extend_every = ctx.cfg.visibility / 3;
+    let mut last_extend = Instant::now();
+    let mut tick = tokio::time::interval(ctx.cfg.progress_every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if last_extend.elapsed() >= extend_every {
+            match ctx
+                .deps
+                .source
+                .set_visibility(&receipt, ctx.cfg.visibility)
+                .await
+            {
+                Ok(()) => last_extend = Instant::now(),
+                Err(e) => tracing::warn!(error = %e, "could not extend the message's visibility"),
+            }
+        }
+        let p = *progress.borrow();
+        let until: EpochMillis = now_ms() + lease.as_millis() as i64;
+        match ctx
+            .deps
+            .ledger
+            .heartbeat(&job.id, job.attempts, &ctx.instance, p, until)
+            .await
+        {
+            Ok(Directive::Continue) => {}
+            Ok(Directive::Cancel) => {
+                tracing::info!("cancel requested; stopping the engine");
+                why.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(StopWhy::Cancel);
+                stop.cancel();
+                return;
+            }
+            Ok(Directive::Lost) => {
+                why.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(StopWhy::Lost);
+                stop.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the job's lease"),
+        }
+    }
+}
+
+async fn finish(ctx: &JobCtx, job: &Job, d: &Delivery, outcome: Outcome) -> JobEnd {
+    let end = match &outcome {
+        Outcome::Succeeded(_) => JobEnd::Succeeded,
+        Outcome::Failed(e) => JobEnd::Failed(e.code.clone()),
+        Outcome::Cancelled => JobEnd::Cancelled,
+    };
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..6 {
+        match ctx
+            .deps
+            .ledger
+            .finish(&job.id, job.attempts, &ctx.instance, &outcome, now_ms())
+            .await
+        {
+            Ok(true) => {
+                if let Err(e) = ctx.deps.source.delete(&d.receipt).await {
+                    tracing::warn!(error = %e, "finished, but the message could not be deleted; a redelivery will find the job finished");
+                }
+                if let JobEnd::Failed(code) = &end {
+                    publish(
+                        ctx,
+                        vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
+                    )
+                    .await;
+                    tracing::warn!(code, "job failed");
+                }
+                return end;
+            }
+            Ok(false) => {
+                tracing::warn!("the job moved on without this attempt; result discarded");
+                return JobEnd::Lost;
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "could not record the result; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the result");
+                break;
+            }
+        }
+    }
+    // The lease lapses and the message returns: another attempt will redo the job.
+    JobEnd::Released("could not record the result".into())
+}
+
+async fn fail(ctx: &JobCtx, job: &Job, d: &Delivery, code: &str, message: &str) -> JobEnd {
+    finish(
+        ctx,
+        job,
+        d,
+        Outcome::Failed(JobError {
+            code: code.into(),
+            message: message.into(),
+        }),
+    )
+    .await
+}
+
+/// A failure that another worker may not hit: hand the job back, with a backoff, unless this was
+/// the queue's last delivery; then the job fails with `retries_exhausted` and the message, shown
+/// again at once, moves to the dead-letter queue on its next receive.
+async fn retry_or_fail(ctx: &JobCtx, job: &Job, d: &Delivery, message: &str) -> JobEnd {
+    if d.receive_count >= MAX_RECEIVE_COUNT {
+        let err = JobError {
+            code: "retries_exhausted".into(),
+            message: format!("after {} attempts: {message}", d.receive_count),
+        };
+        let end = match ctx
+            .deps
+            .ledger
+            .finish(
+                &job.id,
+                job.attempts,
+                &ctx.instance,
+                &Outcome::Failed(err),
+                now_ms(),
+            )
+            .await
+        {
+            Ok(true) => JobEnd::Failed("retries_exhausted".into()),
+            _ => JobEnd::Lost,
+        };
+        if let Err(e) = ctx
+            .deps
+            .source
+            .set_visibility(&d.receipt, Duration::ZERO)
+            .await
+        {
+            tracing::warn!(error = %e, "could not hand the message back for dead-lettering");
+        }
+        publish(
+            ctx,
+            vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
+        )
+        .await;
+        tracing::error!(message, "job failed: retries exhausted");
+        return end;
+    }
+    let backoff = Duration::from_secs((5u64 << d.receive_count.saturating_sub(1).min(4)).min(60));
+    tracing::warn!(
+        message,
+        backoff_secs = backoff.as_secs(),
+        "attempt failed; handing the job back for a retry"
+    );
+    release(ctx, job, d, backoff, message).await
+}
+
+async fn release(ctx: &JobCtx, job: &Job, d: &Delivery, after: Duration, why: &str) -> JobEnd {
+    match ctx
+        .deps
+        .ledger
+        .release(&job.id, job.attempts, &ctx.instance, now_ms())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return JobEnd::Lost,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not put the job back to queued; its lease will lapse")
+        }
+    }
+    if let Err(e) = ctx.deps.source.set_visibility(&d.receipt, after).await {
+        tracing::warn!(error = %e, "could not hand the message back; it returns after its visibility timeout");
+    }
+    tracing::info!(why, "job handed back to the queue");
+    JobEnd::Released(why.to_owned())
+}
+
+async fn publish(ctx: &JobCtx, data: Vec<MetricDatum>) {
+    if let Err(e) = ctx.deps.metrics.publish(&data).await {
+        tracing::warn!(error = %e, "could not publish metrics");
+    }
+}
+
+/// The heartbeat the agent writes now.
+pub fn heartbeat(
+    shared: &SharedState,
+    cfg: &Config,
+    started_at: EpochMillis,
+    disk_free: u64,
+) -> Heartbeat {
+    let s = lock(shared);
+    let state = if !s.engine_ok || disk_free < cfg.min_free_disk {
+        AgentState::Unhealthy
+    } else if s.draining {
+        AgentState::Draining
+    } else if s.running.is_empty() {
+        AgentState::Idle
+    } else {
+        AgentState::Busy
+    };
+    Heartbeat {
+        state,
+        jobs: s.running.keys().cloned().collect(),
+        slots: cfg.slots,
+        engine_ok: s.engine_ok,
+        disk_free_bytes: disk_free,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ts: now_ms(),
+        started_at,
+        seconds_per_unit: s.seconds_per_unit,
+    }
+}
+
+/// Free bytes for unprivileged users on the file system holding `path`.
+pub fn disk_free(path: &Path) -> u64 {
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(s) => s.blocks_available() * s.fragment_size(),
+        Err(_) => 0,
+    }
+}
+
+/// Writes heartbeats until `stop` fires.
+pub async fn report_health(
+    health: Arc<dyn HealthReporter>,
+    shared: SharedState,
+    cfg: Arc<Config>,
+    instance: String,
+    started_at: EpochMillis,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(cfg.heartbeat);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let hb = heartbeat(&shared, &cfg, started_at, disk_free(&cfg.work_dir));
+        if let Err(e) = health.report(&instance, &hb).await {
+            tracing::warn!(error = %e, "could not write the heartbeat");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Harness for the end-to-end tests: start a whole local stack in a private state directory on
+//! free ports (through `renderctl dev up`, the same path users take), talk to it over HTTP and the
+//! AWS APIs, check outputs with ffprobe, and stop it by pid when the test ends, pass or fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use renderfleet_core::api::JobView;
+use renderfleet_core::aws::{AsgFleet, S3Media};
+use renderfleet_core::names::ResourceNames;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where the workspace's binaries are: `RENDERFLEET_BIN_DIR`, or next to the test executable's
+/// `deps/` directory.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("RENDERFLEET_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf()
+}
+
+#[derive(Debug, Deserialize)]
+struct Recorded {
+    pid: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct StackFile {
+    env: String,
+    region: String,
+    api_url: String,
+    endpoint: String,
+    api_key: String,
+    moto: Recorded,
+    job_server: Recorded,
+    scaler: Recorded,
+    supervisor: Recorded,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AgentsFile {
+    agents: std::collections::BTreeMap<String, Recorded>,
+}
+
+/// A running local stack, stopped on drop.
+#[derive(Debug)]
+pub struct Stack {
+    pub state_dir: tempfile::TempDir,
+    pub api_url: String,
+    pub api_key: String,
+    pub endpoint: String,
+    pub names: ResourceNames,
+    pub region: String,
+    service_pids: Vec<u32>,
+    pub http: reqwest::Client,
+    stopped: bool,
+}
+
+impl Stack {
+    /// Starts a stack with `renderctl dev up` and the given extra arguments.
+    pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
+        let state_dir = tempfile::Builder::new().prefix("rf-e2e-").tempdir()?;
+        let moto = repo_root().join(".venv/bin/moto_server");
+        let out = Command::new(bin_dir().join("renderctl"))
+            .args(["dev", "up", "--moto-port", "0", "--api-port", "0"])
+            .arg("--state-dir")
+            .arg(state_dir.path())
+            .arg("--moto-bin")
+            .arg(&moto)
+            .arg("--bin-dir")
+            .arg(bin_dir())
+            .args(extra)
+            .output()
+            .context("running renderctl dev up")?;
+        if !out.status.success() {
+            bail!(
+                "renderctl dev up failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = std::fs::read_to_string(state_dir.path().join("stack.json"))?;
+        let f: StackFile = serde_json::from_str(&text)?;
+        Ok(Self {
+            api_url: f.api_url,
+            api_key: f.api_key,
+            endpoint: f.endpoint,
+            names: ResourceNames::for_env(&f.env).map_err(anyhow::Error::msg)?,
+            region: f.region,
+            service_pids: vec![f.moto.pid, f.job_server.pid, f.scaler.pid, f.supervisor.pid],
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            state_dir,
+            stopped: false,
+        })
+    }
+
+    pub fn state_path(&self) -> &Path {
+        self.state_dir.path()
+    }
+
+    /// Pids of the agents the supervisor runs now.
+    pub fn agent_pids(&self) -> Vec<u32> {
+        std::fs::read_to_string(self.state_path().join("agents.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<AgentsFile>(&t).ok())
+            .unwrap_or_default()
+            .agents
+            .values()
+            .map(|r| r.pid)
+            .collect()
+    }
+
+    pub fn service_pids(&self) -> &[u32] {
+        &self.service_pids
+    }
+
+    pub async fn sdk(&self) -> aws_config_shim::SdkConfig {
+        renderfleet_core::aws::emulator_config(&self.endpoint, &self.region).await
+    }
+
+    pub async fn fleet(&self) -> AsgFleet {
+        AsgFleet::new(&self.sdk().await, &self.names.asg)
+    }
+
+    pub async fn media(&self) -> S3Media {
+        S3Media::new(&self.sdk().await, &self.names.bucket)
+    }
+
+    /// `POST /v1/jobs` with `body`; returns the status and the JSON answer.
+    pub async fn post_job(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/jobs", self.api_url))
+            .bearer_auth(&self.api_key)
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn get_job(&self, id: &str) -> anyhow::Result<JobView> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/jobs/{id}", self.api_url))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(resp.json().await?)
+    }
+
+    /// Stops the stack with `renderctl dev down`.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let out = Command::new(bin_dir().join("renderctl"))
+            .args(["dev", "down", "--state-dir"])
+            .arg(self.state_path())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "renderctl dev down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("stopping the test stack: {e:#}");
+        }
+    }
+}
+
+/// Re-exported so tests need not depend on aws-config themselves.
+pub mod aws_config_shim {
+    pub use aws_config::SdkConfig;
+}
+
+/// Whether `pid` runs (zombies do not count).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next().unwrap_or("").to_owned())
+        })
+        .is_some_and(|st| st != "Z" && st != "X")
+}
+
+/// Polls `f` every `every` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    what: &str,
+    mut f: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {} s waiting for {what}", timeout.as_secs());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// What ffprobe says of a video file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub video_codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub pix_fmt: String,
+    pub audio_codec: Option<String>,
+    pub duration: f64,
+}
+
+/// Probes `path` with ffprobe.
+pub fn ffprobe(path: &Path) -> anyhow::Result<Probe> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,pix_fmt:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .context("running ffprobe")?;
+    if !out.status.success() {
+        bail!(
+            "ffprobe {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .context("no video stream")?;
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    Ok(Probe {
+        video_codec: video["codec_name"].as_str().unwrap_or("").to_owned(),
+        width: video["width"].as_u64().unwrap_or(0) as u32,
+        height: video["height"].as_u64().unwrap_or(0) as u32,
+        pix_fmt: video["pix_fmt"].as_str().unwrap_or("").to_owned(),
+        audio_codec: audio
+            .and_then(|a| a["codec_name"].as_str())
+            .map(str::to_owned),
+        duration: v["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0),
+    })
+}
+
+/// Downloads `url` to `path`.
+pub async fn download(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Result<u64> {
+    let bytes = http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    std::fs::write(path, &bytes)?;
+    Ok(bytes.len() as u64)
+}

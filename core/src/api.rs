@@ -73,3 +73,96 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
+
+/// `GET /v1/jobs`: one page of the caller's jobs, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/jobs/batch`: up to 10 job specs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    #[cfg_attr(feature = "openapi", schema(max_items = 10, min_items = 1))]
+    pub jobs: Vec<JobSpec>,
+}
+
+/// The answer to a batch: one result per submitted spec, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchResponse {
+    pub results: Vec<BatchItem>,
+}
+
+/// One spec's result: `status` 202 with the job, or 422 with the error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchItem {
+    pub index: usize,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// `POST /v1/assets`: declare an upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AssetRequest {
+    /// `image/png`, `image/jpeg`, `video/mp4`, `audio/mpeg` or `audio/wav`.
+    pub content_type: String,
+    /// Exact size of the file to upload, in bytes.
+    pub size_bytes: u64,
+}
+
+/// The answer to `POST /v1/assets`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AssetCreated {
+    pub id: String,
+    /// A presigned PUT link: send the file with this `Content-Type` and exactly `size_bytes` bytes.
+    pub upload_url: String,
+    pub expires_at: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+}
+
+/// An asset as `GET /v1/assets/{id}` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AssetView {
+    pub id: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub created_at: String,
+    /// Whether the file has been uploaded.
+    pub uploaded: bool,
+}
+
+/// The largest upload accepted per content type, in bytes; `None` for a type not accepted.
+pub fn asset_size_limit(content_type: &str) -> Option<u64> {
+    const MIB: u64 = 1024 * 1024;
+    match content_type {
+        "image/png" | "image/jpeg" => Some(25 * MIB),
+        "video/mp4" => Some(2048 * MIB),
+        "audio/mpeg" | "audio/wav" => Some(200 * MIB),
+        _ => None,
+    }
+}
+
+/// Content types accepted for upload.
+pub const ASSET_CONTENT_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "video/mp4",
+    "audio/mpeg",
+    "audio/wav",
+];

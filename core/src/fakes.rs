@@ -366,6 +366,7 @@ struct QueueInner {
     receipts: HashMap<String, u64>,
     deleted: Vec<String>,
     fail_sends: u32,
+    batch_calls: u32,
 }
 
 #[derive(Debug)]
@@ -413,6 +414,11 @@ impl MemoryQueue {
         lock(&self.inner).fail_sends = n;
     }
 
+    /// How many `send_batch` calls were made.
+    pub fn batch_calls(&self) -> u32 {
+        lock(&self.inner).batch_calls
+    }
+
     /// Receipts deleted so far.
     pub fn deleted(&self) -> Vec<String> {
         lock(&self.inner).deleted.clone()
@@ -443,6 +449,7 @@ impl JobQueue for MemoryQueue {
     }
 
     async fn send_batch(&self, msgs: &[JobMessage]) -> Result<Vec<Result<()>>> {
+        lock(&self.inner).batch_calls += 1;
         let mut out = Vec::new();
         for m in msgs {
             out.push(self.send(m).await);

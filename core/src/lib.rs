@@ -22,5 +22,7 @@ pub mod aws;
 
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+#[cfg(any(test, feature = "fakes"))]
+pub mod testkit;
 
 pub use error::{Error, Result};

@@ -18,6 +18,9 @@ pub struct Config {
     pub drain: Duration,
     /// `RENDERFLEET_OUTPUT_URL_TTL_SECS`: lifetime of presigned output links. Default 3600.
     pub output_url_ttl: Duration,
+    /// The sweeper's timing (`RENDERFLEET_SWEEP_SECS`, `RENDERFLEET_SWEEP_AFTER_SECS`,
+    /// `RENDERFLEET_LAPSED_AFTER_SECS`).
+    pub sweep: crate::sweeper::SweepConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,19 @@ impl Config {
                 "RENDERFLEET_OUTPUT_URL_TTL_SECS",
                 3600,
             )?),
+            sweep: crate::sweeper::SweepConfig {
+                every: Duration::from_secs_f64(parse(&get, "RENDERFLEET_SWEEP_SECS", 30.0)?),
+                unsent_after: Duration::from_secs_f64(parse(
+                    &get,
+                    "RENDERFLEET_SWEEP_AFTER_SECS",
+                    60.0,
+                )?),
+                lapsed_after: Duration::from_secs_f64(parse(
+                    &get,
+                    "RENDERFLEET_LAPSED_AFTER_SECS",
+                    120.0,
+                )?),
+            },
         })
     }
 

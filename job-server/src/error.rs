@@ -32,6 +32,9 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
+    /// A dependency of readiness does not answer.
+    #[error("not ready: {0} does not answer")]
+    NotReady(String),
     /// A dependency failed transiently; the client may retry.
     #[error("the service is briefly unavailable; retry with the same Idempotency-Key")]
     Unavailable(#[source] anyhow::Error),
@@ -78,6 +81,7 @@ impl ApiError {
                 Some("content-type".into()),
             ),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready", None),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
     }

@@ -9,7 +9,10 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod routes;
+pub mod sweeper;
 mod views;
+
+pub use routes::openapi::document as openapi_document;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +29,28 @@ use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 
+/// Whether the service's dependencies answer (for `/readyz`).
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Err` names the dependency that does not answer.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// Always ready: for tests on in-memory stores.
+#[derive(Debug)]
+pub struct AlwaysReady;
+
+#[async_trait::async_trait]
+impl Readiness for AlwaysReady {
+    async fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// What the handlers talk to.
 #[derive(Clone)]
 pub struct AppState {
+    pub ready: Arc<dyn Readiness>,
     pub jobs: Arc<dyn JobStore>,
     pub queue: Arc<dyn JobQueue>,
     pub keys: Arc<dyn ApiKeys>,
@@ -53,11 +75,13 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     Router::new()
         .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/openapi.json", get(routes::openapi::openapi_json))
         .merge(routes::jobs::router())
+        .merge(routes::assets::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state)
-        .layer(axum::middleware::from_fn(error::finish_error_body))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -66,6 +90,7 @@ pub fn app(state: AppState) -> Router {
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(axum::middleware::from_fn(error::finish_error_body))
                 .layer(CatchPanicLayer::custom(error::panic_response))
                 .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout)),
         )

@@ -1,12 +1,31 @@
 //! The job server binary: init tracing, parse config, build clients once, serve until SIGTERM,
-//! then drain requests in flight for a bounded time.
+//! then drain requests in flight for a bounded time. A sweeper runs alongside.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use job_server::{AppState, Config, app};
+use job_server::sweeper::{self, SweepDeps};
+use job_server::{AppState, Config, Readiness, app};
 use renderfleet_core::aws::{DynamoStore, S3Media, SqsQueue};
+use renderfleet_core::ports::QueueDepth;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// Ready when the jobs table and the queue answer.
+struct Dependencies {
+    table: Arc<DynamoStore>,
+    queue: Arc<SqsQueue>,
+}
+
+#[async_trait::async_trait]
+impl Readiness for Dependencies {
+    async fn check(&self) -> Result<(), String> {
+        let (t, q) = tokio::join!(self.table.ping(), self.queue.counters());
+        t.map_err(|e| format!("the jobs table ({e})"))?;
+        q.map_err(|e| format!("the jobs queue ({e})"))?;
+        Ok(())
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,22 +47,35 @@ async fn main() -> anyhow::Result<()> {
     );
     let media = Arc::new(S3Media::new(&sdk, &config.names.bucket));
     let state = AppState {
+        ready: Arc::new(Dependencies {
+            table: store.clone(),
+            queue: queue.clone(),
+        }),
         jobs: store.clone(),
-        queue,
+        queue: queue.clone(),
         keys: store.clone(),
-        assets: store,
+        assets: store.clone(),
         media,
         config: Arc::new(config.clone()),
     };
+    let stop = CancellationToken::new();
+    let sweeper = tokio::spawn(sweeper::run(
+        SweepDeps {
+            work: store.clone(),
+            jobs: store,
+            queue,
+        },
+        config.sweep.clone(),
+        stop.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     tracing::info!(addr = %config.listen, env = %config.names.env, "job server listening");
     let drain = config.drain;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
-        let _ = stop_rx.await;
-    });
+    let graceful = stop.clone();
+    let server = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { graceful.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
@@ -55,11 +87,12 @@ async fn main() -> anyhow::Result<()> {
         drain_secs = drain.as_secs(),
         "shutting down; draining requests in flight"
     );
-    let _ = stop_tx.send(());
+    stop.cancel();
     match tokio::time::timeout(drain, server).await {
         Ok(res) => res.context("serving")?,
         Err(_) => tracing::warn!("drain timed out; exiting with requests in flight"),
     }
+    let _ = sweeper.await;
     tracing::info!("job server stopped");
     Ok(())
 }

@@ -149,6 +149,23 @@ struct UpArgs {
     /// Idle time before the fleet goes back to zero.
     #[arg(long, env = "RENDERFLEET_IDLE_WINDOW", default_value = "10s", value_parser = parse_duration)]
     idle_window: Duration,
+    /// Extra environment for every service, KEY=VALUE (repeatable), e.g. RENDERFLEET_LOG=debug.
+    #[arg(long = "service-env", value_parser = parse_key_value)]
+    service_env: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    if k.is_empty()
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!("{k:?} is not an environment variable name"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 #[tokio::main]
@@ -390,7 +407,7 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
                 boot_delay: a.boot_delay,
                 tick: a.tick,
                 idle_window: a.idle_window,
-                extra_env: Vec::new(),
+                extra_env: a.service_env,
             };
             let (s, fresh) = stack::up(&opts).await?;
             if fresh {

@@ -300,3 +300,65 @@ pub async fn download(http: &reqwest::Client, url: &str, path: &Path) -> anyhow:
     std::fs::write(path, &bytes)?;
     Ok(bytes.len() as u64)
 }
+
+impl Stack {
+    /// The environment a service of this stack runs with (the emulator, dummy credentials, the
+    /// environment name).
+    pub fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
+            ("AWS_REGION".into(), self.region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("RENDERFLEET_ENV".into(), self.names.env.clone()),
+        ]
+    }
+
+    /// `GET /v1/jobs` of the dev tenant.
+    pub async fn list_jobs(&self) -> anyhow::Result<Vec<JobView>> {
+        let resp = self
+            .http
+            .get(format!("{}/v1/jobs?limit=100", self.api_url))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await?
+            .error_for_status()?;
+        let list: renderfleet_core::api::JobList = resp.json().await?;
+        Ok(list.jobs)
+    }
+
+    /// Waits for every job in `ids` to reach a terminal state.
+    pub async fn wait_terminal(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<JobView>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut views = Vec::new();
+            for id in ids {
+                views.push(self.get_job(id).await?);
+            }
+            if views.iter().all(|v| v.state.is_terminal()) {
+                return Ok(views);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "jobs unfinished after {} s: {:?}",
+                    timeout.as_secs(),
+                    views.iter().map(|v| (&v.id, v.state)).collect::<Vec<_>>()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

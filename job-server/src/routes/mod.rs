@@ -1,7 +1,9 @@
 //! Handlers, grouped per resource.
 
+pub mod assets;
 pub mod health;
 pub mod jobs;
+pub mod openapi;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};

@@ -629,8 +629,19 @@ impl MediaFiles for MemoryMedia {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FleetCall {
     SetDesired(u32),
-    Terminate { instance: String, decrement: bool },
-    Protect { instance: String, protected: bool },
+    Terminate {
+        instance: String,
+        decrement: bool,
+    },
+    Protect {
+        instance: String,
+        protected: bool,
+    },
+    CompleteLifecycle {
+        hook: String,
+        instance: String,
+        proceed: bool,
+    },
 }
 
 /// An Auto Scaling Group in memory that records every call. Instances appear and vanish only
@@ -770,6 +781,18 @@ impl MemoryMetrics {
 impl MetricsSink for MemoryMetrics {
     async fn publish(&self, data: &[MetricDatum]) -> Result<()> {
         lock(&self.data).extend_from_slice(data);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LifecycleActions for MemoryFleet {
+    async fn complete(&self, hook: &str, instance: &str, proceed: bool) -> Result<()> {
+        lock(&self.calls).push(FleetCall::CompleteLifecycle {
+            hook: hook.to_owned(),
+            instance: instance.to_owned(),
+            proceed,
+        });
         Ok(())
     }
 }

@@ -342,6 +342,20 @@ pub trait ScaleInProtection: Send + Sync {
     async fn set_protected(&self, instance_id: &str, protected: bool) -> Result<()>;
 }
 
+/// Auto Scaling lifecycle hooks: the pause an instance takes when launching or terminating.
+#[async_trait]
+pub trait LifecycleActions: Send + Sync {
+    /// Ends the wait of `hook` for `instance_id`: CONTINUE when `proceed`, ABANDON otherwise.
+    async fn complete(&self, hook: &str, instance_id: &str, proceed: bool) -> Result<()>;
+}
+
+/// Whether the cloud is about to take this instance away (scale-in, a spot interruption).
+#[async_trait]
+pub trait TerminationNotice: Send + Sync {
+    /// Why, if it is.
+    async fn pending(&self) -> Result<Option<String>>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Agent health
 
@@ -370,6 +384,9 @@ pub struct Heartbeat {
     pub ts: EpochMillis,
     /// When the agent process started (its instance's boot, as near as the agent can tell).
     pub started_at: EpochMillis,
+    /// Since when no job has run, while idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<EpochMillis>,
     /// Measured render seconds per work unit (see [`crate::estimate`]), once it has rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_per_unit: Option<f64>,

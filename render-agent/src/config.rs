@@ -45,6 +45,15 @@ pub struct Config {
     pub visibility: Duration,
     /// `RENDERFLEET_POLL_WAIT_SECS`: long-poll wait. Default 5 (a SIGTERM is noticed within it).
     pub poll_wait: Duration,
+    /// `RENDERFLEET_RETRY_BACKOFF_SECS`: first delay before a failed job is retried; doubles per
+    /// delivery, at most 60 s. Default 5.
+    pub retry_backoff: Duration,
+    /// `RENDERFLEET_TERMINATION_HOOK`: the group's termination lifecycle hook; when set, the agent
+    /// completes it after draining. Default none.
+    pub termination_hook: Option<String>,
+    /// `RENDERFLEET_WATCH_IMDS`: poll the instance metadata for a scale-in or spot interruption
+    /// and drain on it. Default true unless `RENDERFLEET_INSTANCE_ID` is given (the local stack).
+    pub watch_imds: bool,
     /// `RENDERFLEET_DRAIN_GRACE_SECS`: on SIGTERM, how long running jobs may finish before they are
     /// handed back to the queue. Default 110 (inside a two-minute spot notice).
     pub drain_grace: Duration,
@@ -159,6 +168,13 @@ impl Config {
             progress_every: secs("RENDERFLEET_PROGRESS_SECS", 2)?,
             visibility,
             poll_wait: secs("RENDERFLEET_POLL_WAIT_SECS", 5)?,
+            retry_backoff: secs("RENDERFLEET_RETRY_BACKOFF_SECS", 5)?,
+            termination_hook: get("RENDERFLEET_TERMINATION_HOOK").filter(|v| !v.trim().is_empty()),
+            watch_imds: parse(
+                &get,
+                "RENDERFLEET_WATCH_IMDS",
+                get("RENDERFLEET_INSTANCE_ID").is_none(),
+            )?,
             drain_grace: secs("RENDERFLEET_DRAIN_GRACE_SECS", 110)?,
             max_output_bytes: parse(&get, "RENDERFLEET_MAX_OUTPUT_BYTES", 4 << 30)?,
             max_asset_bytes: parse(&get, "RENDERFLEET_MAX_ASSET_BYTES", 2 << 30)?,

@@ -19,6 +19,28 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 use worker::{Agent, Deps, Shared, report_health};
 
+/// Drains the agent when the cloud announces this instance is going (polls every 5 s).
+pub async fn watch_termination(
+    notice: Arc<dyn renderfleet_core::ports::TerminationNotice>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match notice.pending().await {
+            Ok(Some(why)) => {
+                tracing::warn!(why, "termination notice: draining");
+                shutdown.cancel();
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "instance metadata unreadable"),
+        }
+    }
+}
+
 /// Runs the agent until `shutdown` fires, then drains and returns.
 ///
 /// Before taking any job it checks itself (engine, a test render, free disk) and reports
@@ -84,6 +106,14 @@ pub async fn run(
     let _ = reporter.await;
     if let Err(e) = deps.health.withdraw(&instance).await {
         tracing::warn!(error = %e, "could not remove the heartbeat");
+    }
+    if let Some(hook) = &cfg.termination_hook {
+        match deps.lifecycle.complete(hook, &instance, true).await {
+            Ok(()) => tracing::info!(hook, "termination lifecycle action completed"),
+            Err(e) => {
+                tracing::warn!(hook, error = %e, "could not complete the termination lifecycle action; it times out instead")
+            }
+        }
     }
     tracing::info!("agent stopped");
     Ok(())

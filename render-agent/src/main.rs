@@ -11,7 +11,7 @@ use render_agent::engine::ffmpeg::{FfmpegEngine, probe};
 use render_agent::worker::{Deps, Prober};
 use render_agent::{Config, run};
 use renderfleet_core::aws::{
-    AsgFleet, CloudWatchMetrics, DynamoStore, S3Media, SqsQueue, SsmParameters,
+    AsgFleet, CloudWatchMetrics, DynamoStore, ImdsWatch, S3Media, SqsQueue, SsmParameters,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -62,12 +62,14 @@ async fn main() -> anyhow::Result<()> {
             max_output_bytes: cfg.max_output_bytes,
         }),
     };
+    let group = Arc::new(AsgFleet::new(&sdk, &cfg.names.asg));
     let deps = Deps {
         source: queue,
         ledger: store.clone(),
         media,
         assets: store,
-        protection: Arc::new(AsgFleet::new(&sdk, &cfg.names.asg)),
+        protection: group.clone(),
+        lifecycle: group,
         health: Arc::new(SsmParameters::new(&sdk, cfg.names.clone())),
         metrics: Arc::new(CloudWatchMetrics::new(&sdk, &cfg.names.env)),
         engine,
@@ -83,6 +85,12 @@ async fn main() -> anyhow::Result<()> {
         }
         trigger.cancel();
     });
+    if cfg.watch_imds {
+        tokio::spawn(render_agent::watch_termination(
+            Arc::new(ImdsWatch::new()),
+            shutdown.clone(),
+        ));
+    }
     tracing::info!(instance = %instance, env = %cfg.names.env, "render agent starting");
     run(deps, cfg, instance, shutdown).await
 }

@@ -18,7 +18,8 @@ use renderfleet_core::message::{JobMessage, MAX_RECEIVE_COUNT};
 use renderfleet_core::names::output_key;
 use renderfleet_core::ports::{
     AgentState, AssetStore, Claim, Delivery, Directive, HealthReporter, Heartbeat, JobLedger,
-    JobSource, Lease, MediaFiles, MetricDatum, MetricUnit, MetricsSink, ScaleInProtection,
+    JobSource, Lease, LifecycleActions, MediaFiles, MetricDatum, MetricUnit, MetricsSink,
+    ScaleInProtection,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -40,6 +41,8 @@ pub struct Deps {
     pub engine: Arc<dyn Engine>,
     /// Measures a rendered file's duration (ffprobe in production).
     pub prober: Arc<dyn Prober>,
+    /// Completes the group's termination hook after a drain.
+    pub lifecycle: Arc<dyn LifecycleActions>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -96,6 +99,8 @@ pub struct Shared {
     pub seconds_per_unit: Option<f64>,
     /// Duplicate deliveries seen (another attempt held the job, or it had finished).
     pub duplicates: u64,
+    /// Since when no job runs (`None` while busy).
+    pub idle_since: Option<EpochMillis>,
 }
 
 pub type SharedState = Arc<Mutex<Shared>>;
@@ -194,6 +199,7 @@ impl Agent {
 
     /// Handles one delivery. `Ok(true)` when a job started.
     async fn take(&mut self, d: Delivery) -> anyhow::Result<bool> {
+        let received = Instant::now();
         let msg = match JobMessage::parse(&d.body) {
             Ok(m) => m,
             Err(e) => {
@@ -216,16 +222,18 @@ impl Agent {
         match self.deps.ledger.claim(&msg.job_id, &lease).await? {
             Claim::Claimed(job) => {
                 let stop = CancellationToken::new();
-                lock(&self.shared)
-                    .running
-                    .insert(job.id.clone(), stop.clone());
+                {
+                    let mut shared = lock(&self.shared);
+                    shared.running.insert(job.id.clone(), stop.clone());
+                    shared.idle_since = None;
+                }
                 let ctx = JobCtx {
                     deps: self.deps.clone(),
                     cfg: self.cfg.clone(),
                     instance: self.instance.clone(),
                 };
                 tracing::info!(job_id = %job.id, attempt = job.attempts, receive_count = d.receive_count, "job claimed");
-                self.tasks.spawn(run_job(ctx, job, d, stop));
+                self.tasks.spawn(run_job(ctx, job, d, stop, received));
                 Ok(true)
             }
             Claim::NotClaimable(job) => {
@@ -284,6 +292,9 @@ impl Agent {
             Ok(r) => {
                 let mut s = lock(&self.shared);
                 s.running.remove(&r.job_id);
+                if s.running.is_empty() {
+                    s.idle_since = Some(now_ms());
+                }
                 if let Some(v) = r.seconds_per_unit {
                     s.seconds_per_unit = Some(match s.seconds_per_unit {
                         Some(old) => 0.8 * old + 0.2 * v,
@@ -365,11 +376,19 @@ fn content_extension(content_type: &str) -> &'static str {
 }
 
 /// Runs one claimed attempt to its end. Never panics on bad input; reports what happened.
-async fn run_job(ctx: JobCtx, job: Job, d: Delivery, drain: CancellationToken) -> JobReport {
+async fn run_job(
+    ctx: JobCtx,
+    job: Job,
+    d: Delivery,
+    drain: CancellationToken,
+    received: Instant,
+) -> JobReport {
     use tracing::Instrument;
     let span = tracing::info_span!("job", job_id = %job.id, attempt = job.attempts);
     let id = job.id.clone();
-    let (end, spu) = attempt(&ctx, &job, &d, drain).instrument(span).await;
+    let (end, spu) = attempt(&ctx, &job, &d, drain, received)
+        .instrument(span)
+        .await;
     JobReport {
         job_id: id,
         end,
@@ -382,8 +401,8 @@ async fn attempt(
     job: &Job,
     d: &Delivery,
     drain: CancellationToken,
+    received: Instant,
 ) -> (JobEnd, Option<f64>) {
-    let started = Instant::now();
     let claimed_at = now_ms();
     if job.cancel_requested {
         return (finish(ctx, job, d, Outcome::Cancelled).await, None);
@@ -427,7 +446,9 @@ async fn attempt(
     };
     let timeout = ctx.cfg.timeout_base + ctx.cfg.timeout_per_unit.mul_f64(job.est_work.max(0.0));
     let work = async {
+        let t0 = Instant::now();
         let assets = fetch_assets(ctx, job, &dir).await?;
+        let downloaded = t0.elapsed();
         let req = RenderRequest {
             spec: &job.spec,
             workdir: &dir,
@@ -435,10 +456,12 @@ async fn attempt(
             assets: &assets,
             timeout,
         };
+        let t1 = Instant::now();
         ctx.deps
             .engine
             .render(req, &progress_tx, engine_stop.clone())
-            .await
+            .await?;
+        Ok((downloaded, t1.elapsed()))
     };
     let result = tokio::select! {
         r = work => r,
@@ -446,11 +469,11 @@ async fn attempt(
     };
     keeper.abort();
     drain_watch.abort();
-    let engine_secs = started.elapsed().as_secs_f64();
     let stop_why = *why.lock().unwrap_or_else(|p| p.into_inner());
 
     match result {
-        Ok(()) => {
+        Ok((downloaded, rendered)) => {
+            let engine_secs = rendered.as_secs_f64();
             let duration = match ctx.deps.prober.duration(&output).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -461,6 +484,7 @@ async fn attempt(
                 }
             };
             let key = output_key(&job.tenant, job.id.as_str());
+            let uploading = Instant::now();
             let size = match ctx.deps.media.put_file(&key, &output, "video/mp4").await {
                 Ok(n) => n,
                 Err(e) => {
@@ -470,6 +494,7 @@ async fn attempt(
                     );
                 }
             };
+            let upload_secs = uploading.elapsed().as_secs_f64();
             let end = finish(
                 ctx,
                 job,
@@ -499,7 +524,17 @@ async fn attempt(
                     ],
                 )
                 .await;
-                tracing::info!(engine_secs, duration, size, "job succeeded");
+                let wall_secs = received.elapsed().as_secs_f64();
+                tracing::info!(
+                    wall_secs,
+                    engine_secs,
+                    download_secs = downloaded.as_secs_f64(),
+                    upload_secs,
+                    overhead_secs = wall_secs - engine_secs,
+                    duration,
+                    size,
+                    "job succeeded"
+                );
             }
             (end, spu)
         }
@@ -747,7 +782,8 @@ async fn retry_or_fail(ctx: &JobCtx, job: &Job, d: &Delivery, message: &str) -> 
         tracing::error!(message, "job failed: retries exhausted");
         return end;
     }
-    let backoff = Duration::from_secs((5u64 << d.receive_count.saturating_sub(1).min(4)).min(60));
+    let backoff = (ctx.cfg.retry_backoff * (1u32 << d.receive_count.saturating_sub(1).min(4)))
+        .min(Duration::from_secs(60));
     tracing::warn!(
         message,
         backoff_secs = backoff.as_secs(),
@@ -808,6 +844,11 @@ pub fn heartbeat(
         version: env!("CARGO_PKG_VERSION").to_owned(),
         ts: now_ms(),
         started_at,
+        idle_since: if s.running.is_empty() {
+            s.idle_since.or(Some(started_at))
+        } else {
+            None
+        },
         seconds_per_unit: s.seconds_per_unit,
     }
 }

@@ -362,3 +362,90 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+impl Stack {
+    /// The job as the table holds it (with the instance running it).
+    pub async fn job_record(&self, id: &str) -> anyhow::Result<renderfleet_core::job::Job> {
+        use renderfleet_core::ports::JobStore;
+        let store = renderfleet_core::aws::DynamoStore::new(&self.sdk().await, &self.names.table);
+        let id = renderfleet_core::ids::JobId::parse(id).context("a job id")?;
+        store.get(&id).await?.context("no such job")
+    }
+
+    /// The pid of the agent on `instance`.
+    pub fn agent_pid(&self, instance: &str) -> Option<u32> {
+        std::fs::read_to_string(self.state_path().join("agents.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<AgentsFile>(&t).ok())
+            .and_then(|a| a.agents.get(instance).map(|r| r.pid))
+    }
+
+    /// Submits `spec` and returns the job id.
+    pub async fn submit(&self, spec: &Value) -> anyhow::Result<String> {
+        let (status, body) = self.post_job(spec).await?;
+        anyhow::ensure!(status == 202, "submit answered {status}: {body}");
+        Ok(body["id"].as_str().context("an id")?.to_owned())
+    }
+
+    /// Waits until the job runs with at least `progress` done; returns the instance running it.
+    pub async fn wait_running(
+        &self,
+        id: &str,
+        progress: f64,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job_record(id).await?;
+            if job.state == renderfleet_core::job::JobState::Running && job.progress >= progress {
+                return job.instance_id.context("a running job has an instance");
+            }
+            anyhow::ensure!(
+                !job.state.is_terminal(),
+                "the job ended {} before it was caught running",
+                job.state
+            );
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the job did not run within {} s",
+                timeout.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// How many times agents claimed `id`, from their logs.
+    pub fn claims_of(&self, id: &str) -> usize {
+        let dir = self.state_path().join("logs/agents");
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .map(|log| {
+                        log.lines()
+                            .filter(|l| l.contains("job claimed") && l.contains(id))
+                            .count()
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Output objects of `id`.
+    pub async fn outputs_of(&self, id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .media()
+            .await
+            .list_keys(&format!("outputs/dev/{id}/"))
+            .await?)
+    }
+}
+
+/// A job spec whose render takes several seconds on two cores: 1080p, `seconds` long.
+pub fn long_job(seconds: f64, title: &str) -> Value {
+    serde_json::json!({
+        "output": { "width": 1920, "height": 1080, "fps": 30 },
+        "scenes": [ { "duration": seconds, "background": { "color": "#14213d" },
+                      "texts": [ { "text": title, "size": 0.1 } ] } ]
+    })
+}

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::Client;
 
 use super::classify;
-use crate::ports::{Fleet, FleetInstance, FleetState, Lifecycle, ScaleInProtection};
+use crate::ports::{
+    Fleet, FleetInstance, FleetState, Lifecycle, LifecycleActions, ScaleInProtection,
+};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -110,6 +112,22 @@ impl ScaleInProtection for AsgFleet {
             .send()
             .await
             .map_err(|e| classify("SetInstanceProtection", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LifecycleActions for AsgFleet {
+    async fn complete(&self, hook: &str, instance_id: &str, proceed: bool) -> Result<()> {
+        self.client
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(&self.group)
+            .lifecycle_hook_name(hook)
+            .instance_id(instance_id)
+            .lifecycle_action_result(if proceed { "CONTINUE" } else { "ABANDON" })
+            .send()
+            .await
+            .map_err(|e| classify("CompleteLifecycleAction", e))?;
         Ok(())
     }
 }

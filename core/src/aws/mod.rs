@@ -7,6 +7,7 @@
 mod autoscaling;
 mod cloudwatch;
 mod dynamo;
+mod imds;
 mod s3;
 mod sqs;
 mod ssm;
@@ -24,6 +25,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 pub use autoscaling::AsgFleet;
 pub use cloudwatch::CloudWatchMetrics;
 pub use dynamo::{DynamoStore, TableLayout, is_valid_cursor};
+pub use imds::ImdsWatch;
 pub use s3::S3Media;
 pub use sqs::SqsQueue;
 pub use ssm::SsmParameters;

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, Tag, TagSpecification};
 use renderfleet_core::aws::{DynamoStore, S3Media, SqsQueue, SsmParameters};
 use renderfleet_core::clock::now_ms;
-use renderfleet_core::message::{MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_SECS};
+use renderfleet_core::message::MAX_RECEIVE_COUNT;
 use renderfleet_core::names::ResourceNames;
 use renderfleet_core::ports::ApiKeys;
 use serde_json::json;
@@ -18,6 +18,8 @@ use serde_json::json;
 pub struct Plan {
     pub names: ResourceNames,
     pub max_workers: u32,
+    /// The jobs queue's visibility timeout.
+    pub visibility_secs: u64,
     /// The scaling policy stored in SSM, as JSON.
     pub policy: serde_json::Value,
     /// Tenant of the dev key.
@@ -50,7 +52,7 @@ pub async fn provision(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<Provision
         sdk,
         &n.queue,
         &[
-            ("VisibilityTimeout", VISIBILITY_TIMEOUT_SECS.to_string()),
+            ("VisibilityTimeout", plan.visibility_secs.to_string()),
             ("ReceiveMessageWaitTimeSeconds", "20".into()),
             ("MessageRetentionPeriod", (4 * 24 * 3600).to_string()),
             ("RedrivePolicy", redrive.to_string()),

@@ -205,6 +205,11 @@ impl JobSpec {
 
     /// Parses without the semantic checks of [`JobSpec::validate`].
     pub fn parse(body: &[u8]) -> Result<Self, SpecError> {
+        // The fast path: most bodies are valid, and tracking the path costs an allocation per
+        // key. Only a body that fails is parsed again to say where.
+        if let Ok(spec) = serde_json::from_slice::<JobSpec>(body) {
+            return Ok(spec);
+        }
         let de = &mut serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, JobSpec>(de) {
             Ok(spec) => Ok(spec),

@@ -2,15 +2,10 @@
 //! are logged with their cause chain and answered with a generic body and the request id. Every
 //! error response, ours or a layer's (timeout, panic, unknown route), has the same JSON shape.
 
-use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use renderfleet_core::api::{ErrorBody, ErrorResponse};
 use renderfleet_core::spec::SpecError;
-
-use crate::REQUEST_ID;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -139,7 +134,7 @@ impl IntoResponse for ApiError {
 }
 
 /// The generic body for an error response that a layer produced without one.
-fn generic(status: StatusCode) -> ErrorBody {
+pub fn generic_error_body(status: StatusCode) -> ErrorBody {
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
         StatusCode::METHOD_NOT_ALLOWED => {
@@ -161,33 +156,6 @@ fn generic(status: StatusCode) -> ErrorBody {
     }
 }
 
-/// Middleware: gives every error response the JSON body and the request id.
-pub async fn finish_error_body(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let resp = next.run(req).await;
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let (mut parts, _body) = resp.into_parts();
-    let mut body = parts
-        .extensions
-        .remove::<ErrorBody>()
-        .unwrap_or_else(|| generic(status));
-    body.request_id = request_id;
-    let bytes = serde_json::to_vec(&ErrorResponse { error: body }).expect("serializes");
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(bytes))
-}
-
 /// The response to a handler that panicked: logged, answered generically.
 pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = err
@@ -198,6 +166,6 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
     tracing::error!(panic = what, "handler panicked");
     json_response(
         StatusCode::INTERNAL_SERVER_ERROR,
-        generic(StatusCode::INTERNAL_SERVER_ERROR),
+        generic_error_body(StatusCode::INTERNAL_SERVER_ERROR),
     )
 }

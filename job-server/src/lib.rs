@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+mod context;
 pub mod error;
 mod routes;
 pub mod sweeper;
@@ -23,9 +24,7 @@ use axum::routing::get;
 use renderfleet_core::ports::{ApiKeys, AssetStore, JobQueue, JobStore, MediaLinks};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 
@@ -70,7 +69,7 @@ impl std::fmt::Debug for AppState {
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole API as a router: routes, then the layers every request passes through (request id,
-/// tracing, timeout, panic guard, uniform JSON error bodies).
+/// tracing span and log line, uniform JSON error bodies; panic guard; timeout).
 pub fn app(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     Router::new()
@@ -84,15 +83,12 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(axum::middleware::from_fn(error::finish_error_body))
+                .layer(axum::middleware::from_fn(context::request_context))
                 .layer(CatchPanicLayer::custom(error::panic_response))
-                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout)),
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    timeout,
+                )),
         )
 }
 

@@ -191,7 +191,9 @@ pub(crate) async fn submit(
 /// Test hook: `RENDERFLEET_FAILPOINT=<name>` makes the process abort at that point, to prove
 /// what survives a crash there. Unset in production.
 fn failpoint(name: &str) {
-    if std::env::var("RENDERFLEET_FAILPOINT").is_ok_and(|v| v == name) {
+    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = FAILPOINT.get_or_init(|| std::env::var("RENDERFLEET_FAILPOINT").ok());
+    if armed.as_deref() == Some(name) {
         tracing::error!(failpoint = name, "failpoint reached; aborting");
         std::process::abort();
     }

@@ -11,9 +11,9 @@ use renderctl::local::{stack, supervisor};
 use renderctl::{demo, parse_duration, settings};
 use renderfleet_core::api::JobView;
 use renderfleet_core::aws::{AsgFleet, DynamoStore};
-use renderfleet_core::clock::now_ms;
+use renderfleet_core::clock::{now_ms, to_rfc3339};
 use renderfleet_core::names::ResourceNames;
-use renderfleet_core::ports::ApiKeys;
+use renderfleet_core::ports::{ApiKeys, ScalerMemory};
 
 #[derive(Parser, Debug)]
 #[command(name = "renderctl", version, about = "renderfleet's command line")]
@@ -56,6 +56,9 @@ enum Command {
     /// The local stack.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// The scaler's decisions (reads the jobs table; needs AWS credentials or the local stack).
+    #[command(subcommand)]
+    Scaling(ScalingCommand),
     /// Submit a burst of example jobs to the local stack and watch the fleet scale out and back.
     Demo {
         #[arg(long, default_value = "examples")]
@@ -81,6 +84,19 @@ enum KeysCommand {
     },
     /// Revoke a key by its id (the part after `rfk_` and before the next `_`).
     Revoke { key_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ScalingCommand {
+    /// The newest decisions, newest first: what the scaler saw, chose and did at each tick.
+    History {
+        /// How many decisions.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print each decision's full record as one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +165,9 @@ struct UpArgs {
     /// Idle time before the fleet goes back to zero.
     #[arg(long, env = "RENDERFLEET_IDLE_WINDOW", default_value = "10s", value_parser = parse_duration)]
     idle_window: Duration,
+    /// The queue's visibility timeout (agents extend it while rendering).
+    #[arg(long, env = "RENDERFLEET_VISIBILITY", default_value = "60s", value_parser = parse_duration)]
+    visibility: Duration,
     /// Extra environment for every service, KEY=VALUE (repeatable), e.g. RENDERFLEET_LOG=debug.
     #[arg(long = "service-env", value_parser = parse_key_value)]
     service_env: Vec<(String, String)>,
@@ -236,6 +255,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Keys(cmd) => keys(cmd).await,
         Command::Dev(cmd) => dev(cmd).await,
+        Command::Scaling(ScalingCommand::History { limit, json }) => {
+            scaling_history(limit, json).await
+        }
         Command::Demo {
             examples,
             out,
@@ -356,6 +378,50 @@ async fn table() -> anyhow::Result<DynamoStore> {
     Ok(DynamoStore::new(&sdk, names.table))
 }
 
+async fn scaling_history(limit: usize, json: bool) -> anyhow::Result<i32> {
+    let store = table().await?;
+    let decisions = store.decisions(limit.clamp(1, 1000)).await?;
+    if json {
+        for (_, record) in &decisions {
+            println!("{record}");
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<24} {:<9} {:>7} {:>6} {:>7} {:>7} {:>5} {:>6} {:>9} {:>9} {:>6}  acted",
+        "at", "reason", "desired", "ready", "booting", "waiting", "busy", "retire", "oldest s",
+        "backlog s", "boot s"
+    );
+    for (at, record) in &decisions {
+        let r: serde_json::Value = serde_json::from_str(record)
+            .with_context(|| format!("decision at {} is not JSON", to_rfc3339(*at)))?;
+        let num = |p: &str| r.pointer(p).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        let len = |p: &str| r.pointer(p).and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+        println!(
+            "{:<24} {:<9} {:>7} {:>6} {:>7} {:>7} {:>5} {:>6} {:>9.1} {:>9.1} {:>6.1}  {}",
+            to_rfc3339(*at),
+            r.pointer("/decision/reason").and_then(serde_json::Value::as_str).unwrap_or("?"),
+            num("/decision/desired"),
+            len("/observation/workers"),
+            len("/observation/booting"),
+            len("/observation/waiting"),
+            num("/counts/busy"),
+            len("/decision/retire"),
+            num("/decision/oldest_wait_secs"),
+            num("/decision/backlog_secs"),
+            num("/decision/boot_secs"),
+            if r.get("dry_run").and_then(serde_json::Value::as_bool) == Some(true) {
+                "dry run"
+            } else if r.get("acted").and_then(serde_json::Value::as_bool) == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
+    Ok(0)
+}
+
 async fn keys(cmd: KeysCommand) -> anyhow::Result<i32> {
     let store = table().await?;
     match cmd {
@@ -407,6 +473,7 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
                 boot_delay: a.boot_delay,
                 tick: a.tick,
                 idle_window: a.idle_window,
+                visibility: a.visibility,
                 extra_env: a.service_env,
             };
             let (s, fresh) = stack::up(&opts).await?;

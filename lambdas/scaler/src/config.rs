@@ -1,5 +1,5 @@
 //! The scaler's settings, parsed once from the environment. Terraform's scaler module sets the
-//! same variables.
+//! same variables; `docs/SCALING.md` explains each one.
 
 use std::time::Duration;
 
@@ -11,10 +11,23 @@ use scaling_policy::PolicyConfig;
 pub struct Config {
     /// `RENDERFLEET_ENV`: the environment whose resources are scaled (required).
     pub names: ResourceNames,
-    /// The policy: `RENDERFLEET_MIN_WORKERS` (default 0), `RENDERFLEET_MAX_WORKERS` (default 10),
-    /// `RENDERFLEET_JOBS_PER_WORKER` (default 1), `RENDERFLEET_IDLE_WINDOW_SECS` (default 60),
-    /// `RENDERFLEET_DRY_RUN` (default false).
+    /// The policy, one variable per setting (defaults in [`PolicyConfig::default`]):
+    /// `RENDERFLEET_MIN_WORKERS`, `RENDERFLEET_MAX_WORKERS`, `RENDERFLEET_SLOTS_PER_WORKER`,
+    /// `RENDERFLEET_TARGET_WAIT_SECS`, `RENDERFLEET_BOOT_SECS` (the boot time assumed until one
+    /// is measured), `RENDERFLEET_TICK_SECS`, `RENDERFLEET_SCALE_IN_WINDOW_SECS`,
+    /// `RENDERFLEET_WORKER_IDLE_SECS`, `RENDERFLEET_IDLE_TO_ZERO_SECS`,
+    /// `RENDERFLEET_MIN_BILLED_SECS`, `RENDERFLEET_MAX_STEP_UP`, `RENDERFLEET_MAX_STEP_DOWN`,
+    /// `RENDERFLEET_DRY_RUN`.
     pub policy: PolicyConfig,
+    /// `RENDERFLEET_SECONDS_PER_UNIT`: render seconds per work unit until an agent has measured
+    /// it. Default 1.0 (one second of 720p30 renders in one second).
+    pub seconds_per_unit: f64,
+    /// `RENDERFLEET_HEARTBEAT_STALE_SECS`: a heartbeat older than this no longer counts.
+    /// Default 45 (the agent reports every 10 s).
+    pub heartbeat_stale: Duration,
+    /// `RENDERFLEET_BOOT_TIMEOUT_SECS`: an in-service instance whose agent has not reported for
+    /// this long is replaced. Default 600.
+    pub boot_timeout: Duration,
     /// `RENDERFLEET_DECISION_TTL_HOURS`: how long decisions are kept in the history. Default 72.
     pub decision_ttl: Duration,
 }
@@ -46,6 +59,22 @@ where
     }
 }
 
+/// Which variable holds each policy setting, for error messages.
+const POLICY_VARS: &[(&str, &str)] = &[
+    ("min_workers", "RENDERFLEET_MIN_WORKERS"),
+    ("max_workers", "RENDERFLEET_MAX_WORKERS"),
+    ("slots_per_worker", "RENDERFLEET_SLOTS_PER_WORKER"),
+    ("target_wait_secs", "RENDERFLEET_TARGET_WAIT_SECS"),
+    ("default_boot_secs", "RENDERFLEET_BOOT_SECS"),
+    ("tick_secs", "RENDERFLEET_TICK_SECS"),
+    ("scale_in_window_secs", "RENDERFLEET_SCALE_IN_WINDOW_SECS"),
+    ("worker_idle_secs", "RENDERFLEET_WORKER_IDLE_SECS"),
+    ("idle_to_zero_secs", "RENDERFLEET_IDLE_TO_ZERO_SECS"),
+    ("min_billed_secs", "RENDERFLEET_MIN_BILLED_SECS"),
+    ("max_step_up", "RENDERFLEET_MAX_STEP_UP"),
+    ("max_step_down", "RENDERFLEET_MAX_STEP_DOWN"),
+];
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -62,21 +91,54 @@ impl Config {
             message,
         })?;
         let d = PolicyConfig::default();
+        let worker_idle: Option<f64> = match get("RENDERFLEET_WORKER_IDLE_SECS") {
+            Some(v) if !v.trim().is_empty() => {
+                Some(var(&get, "RENDERFLEET_WORKER_IDLE_SECS", 0.0)?)
+            }
+            _ => d.worker_idle_secs,
+        };
         let policy = PolicyConfig {
             min_workers: var(&get, "RENDERFLEET_MIN_WORKERS", d.min_workers)?,
             max_workers: var(&get, "RENDERFLEET_MAX_WORKERS", d.max_workers)?,
-            jobs_per_worker: var(&get, "RENDERFLEET_JOBS_PER_WORKER", d.jobs_per_worker)?,
-            idle_window_secs: var(&get, "RENDERFLEET_IDLE_WINDOW_SECS", d.idle_window_secs)?,
+            slots_per_worker: var(&get, "RENDERFLEET_SLOTS_PER_WORKER", d.slots_per_worker)?,
+            target_wait_secs: var(&get, "RENDERFLEET_TARGET_WAIT_SECS", d.target_wait_secs)?,
+            default_boot_secs: var(&get, "RENDERFLEET_BOOT_SECS", d.default_boot_secs)?,
+            tick_secs: var(&get, "RENDERFLEET_TICK_SECS", d.tick_secs)?,
+            scale_in_window_secs: var(
+                &get,
+                "RENDERFLEET_SCALE_IN_WINDOW_SECS",
+                d.scale_in_window_secs,
+            )?,
+            worker_idle_secs: worker_idle,
+            idle_to_zero_secs: var(&get, "RENDERFLEET_IDLE_TO_ZERO_SECS", d.idle_to_zero_secs)?,
+            min_billed_secs: var(&get, "RENDERFLEET_MIN_BILLED_SECS", d.min_billed_secs)?,
+            max_step_up: var(&get, "RENDERFLEET_MAX_STEP_UP", d.max_step_up)?,
+            max_step_down: var(&get, "RENDERFLEET_MAX_STEP_DOWN", d.max_step_down)?,
             dry_run: var(&get, "RENDERFLEET_DRY_RUN", d.dry_run)?,
         };
-        policy.validate().map_err(|message| ConfigError {
-            var: "RENDERFLEET_MAX_WORKERS",
-            message,
+        policy.validate().map_err(|message| {
+            let var = POLICY_VARS
+                .iter()
+                .find(|(field, _)| message.starts_with(field))
+                .map_or("RENDERFLEET_MAX_WORKERS", |(_, v)| v);
+            ConfigError { var, message }
         })?;
+        let seconds_per_unit: f64 = var(&get, "RENDERFLEET_SECONDS_PER_UNIT", 1.0)?;
+        if !(seconds_per_unit.is_finite() && seconds_per_unit > 0.0) {
+            return Err(ConfigError {
+                var: "RENDERFLEET_SECONDS_PER_UNIT",
+                message: format!("must be a positive number, got {seconds_per_unit}"),
+            });
+        }
+        let stale: u64 = var(&get, "RENDERFLEET_HEARTBEAT_STALE_SECS", 45)?;
+        let boot_timeout: u64 = var(&get, "RENDERFLEET_BOOT_TIMEOUT_SECS", 600)?;
         let hours: u64 = var(&get, "RENDERFLEET_DECISION_TTL_HOURS", 72)?;
         Ok(Self {
             names,
             policy,
+            seconds_per_unit,
+            heartbeat_stale: Duration::from_secs(stale),
+            boot_timeout: Duration::from_secs(boot_timeout),
             decision_ttl: Duration::from_secs(hours * 3600),
         })
     }
@@ -111,12 +173,30 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.message.contains("below"), "{e}");
+        let e = parse(&[
+            ("RENDERFLEET_ENV", "dev"),
+            ("RENDERFLEET_TARGET_WAIT_SECS", "-3"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "RENDERFLEET_TARGET_WAIT_SECS", "{e}");
+        let e = parse(&[
+            ("RENDERFLEET_ENV", "dev"),
+            ("RENDERFLEET_SLOTS_PER_WORKER", "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "RENDERFLEET_SLOTS_PER_WORKER", "{e}");
     }
 
     #[test]
     fn defaults_apply() {
         let c = parse(&[("RENDERFLEET_ENV", "dev")]).unwrap();
-        assert_eq!(c.policy.max_workers, 10);
+        assert_eq!(c.policy, PolicyConfig::default());
         assert_eq!(c.names.asg, "renderfleet-dev-workers");
+        let c = parse(&[
+            ("RENDERFLEET_ENV", "dev"),
+            ("RENDERFLEET_WORKER_IDLE_SECS", "5"),
+        ])
+        .unwrap();
+        assert_eq!(c.policy.worker_idle_secs, Some(5.0));
     }
 }

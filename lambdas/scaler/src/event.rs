@@ -1,5 +1,6 @@
-//! The Lambda's events: EventBridge's scheduled event runs a tick. Anything else is refused with
-//! an error that says what arrived, never a panic.
+//! The Lambda's events: EventBridge's scheduled event runs the minute's ticks; an Auto Scaling
+//! lifecycle action (an instance launching or terminating) runs one tick at once. Anything else
+//! is refused with an error that says what arrived, never a panic.
 
 use serde_json::Value;
 
@@ -8,6 +9,11 @@ use serde_json::Value;
 pub enum Invocation {
     /// The EventBridge schedule (or a manual invoke with `{"action": "tick"}`).
     Tick,
+    /// `EC2 Instance-launch Lifecycle Action` or `EC2 Instance-terminate Lifecycle Action`.
+    Lifecycle {
+        transition: String,
+        instance: String,
+    },
 }
 
 /// A payload the scaler does not handle.
@@ -21,6 +27,20 @@ pub fn classify(payload: &Value) -> Result<Invocation, UnsupportedEvent> {
     let detail_type = payload.get("detail-type").and_then(Value::as_str);
     match (source, detail_type) {
         (Some("aws.events"), Some("Scheduled Event")) => Ok(Invocation::Tick),
+        (Some("aws.autoscaling"), Some(d)) if d.ends_with("Lifecycle Action") => {
+            let detail = payload.get("detail");
+            let field = |k: &str| {
+                detail
+                    .and_then(|d| d.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| UnsupportedEvent(format!("{d} without detail.{k}")))
+            };
+            Ok(Invocation::Lifecycle {
+                transition: field("LifecycleTransition")?,
+                instance: field("EC2InstanceId")?,
+            })
+        }
         _ if payload.get("action").and_then(Value::as_str) == Some("tick") => Ok(Invocation::Tick),
         (Some(s), Some(d)) => Err(UnsupportedEvent(format!("source {s:?}, detail-type {d:?}"))),
         _ => Err(UnsupportedEvent(format!(
@@ -57,6 +77,34 @@ mod tests {
         });
         assert_eq!(classify(&scheduled).unwrap(), Invocation::Tick);
         assert!(classify(&json!("hello")).is_err());
+        let launch = json!({
+            "version": "0", "id": "468fecc6-e8e4-4d4f-8cb0-9a2c4a4d2eab",
+            "detail-type": "EC2 Instance-launch Lifecycle Action", "source": "aws.autoscaling",
+            "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "eu-west-1",
+            "resources": [],
+            "detail": {
+                "LifecycleActionToken": "87654321-4321-4321-4321-210987654321",
+                "AutoScalingGroupName": "renderfleet-dev-workers",
+                "LifecycleHookName": "renderfleet-dev-launch",
+                "EC2InstanceId": "i-0123456789abcdef0",
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING"
+            }
+        });
+        assert_eq!(
+            classify(&launch).unwrap(),
+            Invocation::Lifecycle {
+                transition: "autoscaling:EC2_INSTANCE_LAUNCHING".into(),
+                instance: "i-0123456789abcdef0".into()
+            }
+        );
+        let mut broken = launch.clone();
+        broken["detail"] = json!({});
+        assert!(
+            classify(&broken)
+                .unwrap_err()
+                .to_string()
+                .contains("without detail.")
+        );
         assert!(classify(&json!({"source": "aws.s3", "detail-type": "Object Created"})).is_err());
     }
 }

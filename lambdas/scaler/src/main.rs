@@ -3,12 +3,12 @@
 //! ticks once and prints the report.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
-use renderfleet_core::aws::{AsgFleet, CloudWatchMetrics, DynamoStore};
+use renderfleet_core::aws::{AsgFleet, CloudWatchMetrics, DynamoStore, SqsQueue, SsmParameters};
 use renderfleet_core::clock::now_ms;
 use scaler::{Config, Deps, event, tick};
 use serde_json::Value;
@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_tracing(lambda);
     let config = Config::from_env().context("scaler configuration")?;
-    let deps = build_deps(&config).await;
+    let deps = build_deps(&config).await?;
     match cli.command {
         Some(Command::Lambda) => serve_lambda(deps, config).await,
         None if lambda => serve_lambda(deps, config).await,
@@ -90,14 +90,68 @@ fn init_tracing(lambda: bool) {
     }
 }
 
-async fn build_deps(config: &Config) -> Deps {
+async fn build_deps(config: &Config) -> anyhow::Result<Deps> {
     let sdk = renderfleet_core::aws::default_config().await;
     let store = Arc::new(DynamoStore::new(&sdk, &config.names.table));
-    Deps {
+    let queue = SqsQueue::connect(&sdk, &config.names.queue)
+        .await
+        .with_context(|| format!("queue {}", config.names.queue))?;
+    Ok(Deps {
         work: store.clone(),
+        queue: Arc::new(queue),
         fleet: Arc::new(AsgFleet::new(&sdk, &config.names.asg)),
+        agents: Arc::new(SsmParameters::new(&sdk, config.names.clone())),
         memory: store,
         metrics: Arc::new(CloudWatchMetrics::new(&sdk, &config.names.env)),
+    })
+}
+
+/// One invocation. EventBridge schedules run at most once a minute, so a scheduled invocation
+/// ticks every `tick_secs` until shortly before the next one is due (reserved concurrency 1 keeps
+/// invocations from overlapping); a lifecycle event ticks once at once, so the fleet re-plans
+/// the moment an instance launches or leaves.
+async fn invoke(
+    deps: &Deps,
+    config: &Config,
+    payload: &Value,
+    deadline: Instant,
+) -> anyhow::Result<Value> {
+    match event::classify(payload)? {
+        event::Invocation::Lifecycle {
+            transition,
+            instance,
+        } => {
+            tracing::info!(%transition, %instance, "lifecycle event");
+            let report = tick(deps, config, now_ms()).await?;
+            Ok(serde_json::to_value(&report.decision)?)
+        }
+        event::Invocation::Tick => {
+            let every = Duration::from_secs_f64(config.policy.tick_secs.max(1.0));
+            // Stop a tick's length before the next scheduled invocation and the Lambda deadline.
+            let until = (Instant::now() + Duration::from_secs(60) - every).min(deadline);
+            let mut ticks = 0u32;
+            let mut last = None;
+            loop {
+                let started = Instant::now();
+                match tick(deps, config, now_ms()).await {
+                    Ok(r) => last = Some(r.decision),
+                    Err(e) if ticks > 0 => {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "tick failed; the next one retries"
+                        )
+                    }
+                    Err(e) => return Err(e),
+                }
+                ticks += 1;
+                let next = started + every;
+                if next + Duration::from_secs(2) > until {
+                    break;
+                }
+                tokio::time::sleep_until(next.into()).await;
+            }
+            Ok(serde_json::json!({ "ticks": ticks, "last": last }))
+        }
     }
 }
 
@@ -105,12 +159,15 @@ async fn serve_lambda(deps: Deps, config: Config) -> anyhow::Result<()> {
     let deps = &deps;
     let config = &config;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        match event::classify(&ev.payload)? {
-            event::Invocation::Tick => {
-                let report = tick(deps, config, now_ms()).await?;
-                Ok::<Value, lambda_runtime::Error>(serde_json::to_value(&report)?)
-            }
-        }
+        let left = ev
+            .context
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        let deadline = Instant::now() + left.saturating_sub(Duration::from_secs(3));
+        invoke(deps, config, &ev.payload, deadline)
+            .await
+            .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
     }))
     .await
     .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))

@@ -1,14 +1,22 @@
 //! One tick: observe, decide, act, record.
+//!
+//! Observe: active jobs from the jobs table (their expected work and ages: SQS has neither), the
+//! queue's counters, the group's instances and protection, and the agents' heartbeats. Decide:
+//! [`scaling_policy::decide`]. Act: retire the idle workers the policy chose, each one terminated
+//! with a decrement after a fresh look confirms it is still unprotected, or set the absolute
+//! desired capacity. Record: one structured log event, the decision history, the metrics.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use renderfleet_core::clock::EpochMillis;
 use renderfleet_core::job::JobState;
 use renderfleet_core::ports::{
-    ActiveWork, Fleet, MetricDatum, MetricUnit, MetricsSink, ScalerMemory,
+    ActiveWork, AgentDirectory, Fleet, FleetState, Heartbeat, Lifecycle, MetricDatum, MetricUnit,
+    MetricsSink, QueueCounters, QueueDepth, ScalerMemory,
 };
-use scaling_policy::{Decision, History, Observation, decide};
-use serde::Serialize;
+use scaling_policy::{Booting, Decision, History, Observation, Running, Waiting, Worker, decide};
+use serde::{Deserialize, Serialize};
 
 use crate::Config;
 
@@ -16,7 +24,9 @@ use crate::Config;
 #[derive(Clone)]
 pub struct Deps {
     pub work: Arc<dyn ActiveWork>,
+    pub queue: Arc<dyn QueueDepth>,
     pub fleet: Arc<dyn Fleet>,
+    pub agents: Arc<dyn AgentDirectory>,
     pub memory: Arc<dyn ScalerMemory>,
     pub metrics: Arc<dyn MetricsSink>,
 }
@@ -27,67 +37,146 @@ impl std::fmt::Debug for Deps {
     }
 }
 
+/// The smoothing of the measured boot time: each new measurement weighs this much.
+const BOOT_EWMA_WEIGHT: f64 = 0.3;
+
+/// What the scaler remembers between ticks, stored as JSON.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScalerState {
+    /// The policy's own history.
+    pub history: History,
+    /// Instances the scaler has seen, by id.
+    pub instances: BTreeMap<String, Seen>,
+    /// Measured seconds from an instance's first sighting to its agent's start, smoothed.
+    pub boot_secs: Option<f64>,
+}
+
+/// One instance as the scaler knows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    /// When the scaler first saw it in the group.
+    pub first_seen: EpochMillis,
+    /// Whether its boot time has been measured.
+    pub measured: bool,
+}
+
+/// What a tick saw beyond the policy's observation.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
+    pub queue: QueueCounters,
+    pub in_service: u32,
+    pub booting: u32,
+    pub busy: u32,
+    /// Render seconds per work unit used for the estimates.
+    pub seconds_per_unit: f64,
+}
+
 /// Everything a tick saw and did: logged as one event and kept in the decision history.
 #[derive(Clone, Debug, Serialize)]
 pub struct TickReport {
     pub at: EpochMillis,
     pub observation: Observation,
+    pub counts: Counts,
     pub decision: Decision,
-    /// Whether SetDesiredCapacity was called.
+    /// Whether the group was changed (desired capacity set, or workers retired).
     pub acted: bool,
+    /// Workers actually retired (a chosen one that became busy meanwhile is spared).
+    pub retired: Vec<String>,
+    /// Instances replaced because their agent never reported or stopped reporting.
+    pub replaced: Vec<String>,
     pub dry_run: bool,
-    /// The oldest waiting job's age in seconds, if any job waits.
-    pub oldest_wait_secs: Option<f64>,
 }
 
-/// Runs one observe-decide-act step at `now`. Idempotent: it sets an absolute capacity, so a
-/// retried or doubled tick does no harm.
+/// Runs one observe-decide-act step at `now`. Idempotent: it sets an absolute capacity and
+/// retires only instances still idle, so a retried or doubled tick does no harm.
 pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result<TickReport> {
-    let (active, fleet, stored) = tokio::try_join!(
+    let (active, fleet, beats, stored) = tokio::try_join!(
         deps.work.active_jobs(),
         deps.fleet.describe(),
+        deps.agents.heartbeats(),
         deps.memory.load_state(),
     )?;
-    let history: History = match stored.as_deref().map(serde_json::from_str) {
-        Some(Ok(h)) => h,
+    // Queue counters are reported, not decided on: a failure here must not stop scaling.
+    let queue = deps.queue.counters().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the queue's counters");
+        QueueCounters::default()
+    });
+    let mut state: ScalerState = match stored.as_deref().map(serde_json::from_str) {
+        Some(Ok(s)) => s,
         Some(Err(e)) => {
-            tracing::warn!(error = %e, "stored scaler history unreadable; starting afresh");
-            History::default()
+            tracing::warn!(error = %e, "stored scaler state unreadable; starting afresh");
+            ScalerState::default()
         }
-        None => History::default(),
+        None => ScalerState::default(),
     };
-    let waiting: Vec<_> = active
-        .iter()
-        .filter(|j| j.state == JobState::Queued)
-        .collect();
-    let running = active.len() - waiting.len();
-    let oldest_wait_secs = waiting
-        .iter()
-        .map(|j| j.created_at)
-        .min()
-        .map(|t| (now - t).max(0) as f64 / 1000.0);
-    let obs = Observation {
-        waiting_jobs: waiting.len() as u32,
-        running_jobs: running as u32,
+    let beats: BTreeMap<String, Heartbeat> = beats.into_iter().collect();
+    let spu = seconds_per_unit(&beats, cfg.seconds_per_unit);
+    let seen = Seeing::new(&mut state, &fleet, &beats, cfg, now);
+
+    let mut obs = Observation {
         current_desired: fleet.desired,
-        in_service: fleet.in_service().count() as u32,
-        busy_workers: fleet.in_service().filter(|i| i.protected).count() as u32,
+        boot_secs: state.boot_secs,
+        ..Observation::default()
     };
-    let decision = decide(&obs, &cfg.policy, &history, now);
-    // Re-asserting an unchanged capacity is harmless, and lets the group remove instances whose
-    // protection was released after it last shrank.
-    let acted = !cfg.policy.dry_run
-        && (decision.desired != fleet.desired || obs.in_service > decision.desired);
-    if acted {
-        deps.fleet.set_desired(decision.desired).await?;
+    for j in &active {
+        let est = (j.est_work * spu).max(0.0);
+        match j.state {
+            JobState::Queued => obs.waiting.push(Waiting {
+                age_secs: secs_between(j.created_at, now),
+                est_secs: est,
+            }),
+            JobState::Running => obs.running.push(Running {
+                remaining_secs: (est - j.started_at.map_or(0.0, |s| secs_between(s, now))).max(0.0),
+            }),
+            _ => {}
+        }
     }
+    obs.workers = seen.workers;
+    obs.booting = seen.booting;
+    let counts = Counts {
+        queue,
+        in_service: fleet.in_service().count() as u32,
+        booting: obs.booting.len() as u32,
+        busy: obs.busy_workers(),
+        seconds_per_unit: spu,
+    };
+
+    let decision = decide(&obs, &cfg.policy, &state.history, now);
+    let dry_run = cfg.policy.dry_run;
+    let mut acted = false;
+    let mut retired = Vec::new();
+    let mut replaced = Vec::new();
+    if !dry_run {
+        for id in &seen.stale {
+            match deps.fleet.terminate(id, false).await {
+                Ok(()) => replaced.push(id.clone()),
+                Err(e) => tracing::warn!(instance = %id, error = %e, "cannot replace instance"),
+            }
+        }
+        if decision.retire.is_empty() {
+            // Re-asserting an unchanged capacity is harmless, and lets the group remove
+            // instances whose protection was released after it last shrank.
+            if decision.desired != fleet.desired || counts.in_service > decision.desired {
+                deps.fleet.set_desired(decision.desired).await?;
+                acted = true;
+            }
+        } else {
+            retired = retire(deps, &decision).await?;
+            acted = !retired.is_empty();
+        }
+    }
+    state.history = decision.history.clone();
+
     let report = TickReport {
         at: now,
         observation: obs,
+        counts,
         decision,
         acted,
-        dry_run: cfg.policy.dry_run,
-        oldest_wait_secs,
+        retired,
+        replaced,
+        dry_run,
     };
     let json = serde_json::to_string(&report)?;
     tracing::info!(
@@ -98,17 +187,17 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
         acted,
         "scaler tick"
     );
-    let history_json = serde_json::to_string(&report.decision.history)?;
+    let state_json = serde_json::to_string(&state)?;
     let metrics = metrics_of(&report);
     // The decision stands once acted on; recording it must not undo or repeat it, so failures
     // here are logged, not returned.
     let (saved, recorded, published) = tokio::join!(
-        deps.memory.save_state(&history_json),
+        deps.memory.save_state(&state_json),
         deps.memory.record_decision(now, &json, cfg.decision_ttl),
         deps.metrics.publish(&metrics),
     );
     for (what, res) in [
-        ("history", saved),
+        ("state", saved),
         ("decision", recorded),
         ("metrics", published),
     ] {
@@ -119,100 +208,152 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
     Ok(report)
 }
 
+/// Terminates each chosen worker with a decrement, after a fresh look at the group confirms it
+/// is still in service and unprotected: an agent protects its instance before it takes a job, so
+/// a worker that became busy since the observation is spared.
+async fn retire(deps: &Deps, decision: &Decision) -> anyhow::Result<Vec<String>> {
+    let fresh = deps.fleet.describe().await?;
+    let mut retired = Vec::new();
+    for id in &decision.retire {
+        let still_idle = fresh
+            .instances
+            .iter()
+            .any(|i| &i.id == id && i.lifecycle == Lifecycle::InService && !i.protected);
+        if !still_idle {
+            tracing::info!(instance = %id, "chosen worker became busy or left; spared");
+            continue;
+        }
+        deps.fleet.terminate(id, true).await?;
+        retired.push(id.clone());
+    }
+    Ok(retired)
+}
+
+/// The fleet as the policy sees it, and the bookkeeping that goes with it.
+struct Seeing {
+    workers: Vec<Worker>,
+    booting: Vec<Booting>,
+    /// In-service instances whose agent has not reported within the boot timeout.
+    stale: Vec<String>,
+}
+
+impl Seeing {
+    fn new(
+        state: &mut ScalerState,
+        fleet: &FleetState,
+        beats: &BTreeMap<String, Heartbeat>,
+        cfg: &Config,
+        now: EpochMillis,
+    ) -> Self {
+        state
+            .instances
+            .retain(|id, _| fleet.instances.iter().any(|i| &i.id == id));
+        let stale_ms = cfg.heartbeat_stale.as_millis() as i64;
+        let mut out = Self {
+            workers: Vec::new(),
+            booting: Vec::new(),
+            stale: Vec::new(),
+        };
+        for inst in &fleet.instances {
+            let seen = state.instances.entry(inst.id.clone()).or_insert(Seen {
+                first_seen: now,
+                measured: false,
+            });
+            let age_secs = secs_between(seen.first_seen, now);
+            let beat = beats.get(&inst.id).filter(|hb| now - hb.ts <= stale_ms);
+            match (&inst.lifecycle, beat) {
+                (Lifecycle::Pending, _) => out.booting.push(Booting {
+                    id: inst.id.clone(),
+                    age_secs,
+                }),
+                (Lifecycle::InService, Some(hb)) => {
+                    // Measured only when the scaler saw the launch: an agent that started
+                    // before the scaler first looked tells nothing about boot time.
+                    if !seen.measured && hb.started_at > seen.first_seen {
+                        seen.measured = true;
+                        let sample = secs_between(seen.first_seen, hb.started_at);
+                        state.boot_secs = Some(match state.boot_secs {
+                            None => sample,
+                            Some(b) => b + BOOT_EWMA_WEIGHT * (sample - b),
+                        });
+                    }
+                    out.workers.push(Worker {
+                        id: inst.id.clone(),
+                        jobs: hb.jobs.len() as u32,
+                        protected: inst.protected,
+                        idle_secs: hb.idle_since.map(|t| secs_between(t, now)),
+                        age_secs,
+                    });
+                }
+                (Lifecycle::InService, None) => {
+                    if age_secs > cfg.boot_timeout.as_secs_f64() && !inst.protected {
+                        out.stale.push(inst.id.clone());
+                    } else if inst.protected {
+                        // Protected but silent: an agent mid-job whose heartbeat lags. Busy.
+                        out.workers.push(Worker {
+                            id: inst.id.clone(),
+                            jobs: 1,
+                            protected: true,
+                            idle_secs: None,
+                            age_secs,
+                        });
+                    } else {
+                        out.booting.push(Booting {
+                            id: inst.id.clone(),
+                            age_secs,
+                        });
+                    }
+                }
+                // Leaving or parked: neither capacity nor cost the policy can change.
+                (Lifecycle::Terminating | Lifecycle::Other(_), _) => {}
+            }
+        }
+        out
+    }
+}
+
+/// The fleet's measured render seconds per work unit (the median of the agents' figures), or
+/// the configured default before any agent has rendered.
+fn seconds_per_unit(beats: &BTreeMap<String, Heartbeat>, default: f64) -> f64 {
+    let mut v: Vec<f64> = beats
+        .values()
+        .filter_map(|hb| hb.seconds_per_unit)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .collect();
+    if v.is_empty() {
+        return default;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn secs_between(from: EpochMillis, to: EpochMillis) -> f64 {
+    (to - from).max(0) as f64 / 1000.0
+}
+
 fn metrics_of(r: &TickReport) -> Vec<MetricDatum> {
-    let o = &r.observation;
-    vec![
-        MetricDatum::new("QueueVisible", o.waiting_jobs as f64, MetricUnit::Count),
-        MetricDatum::new("InFlight", o.running_jobs as f64, MetricUnit::Count),
-        MetricDatum::new(
-            "OldestWaitSeconds",
-            r.oldest_wait_secs.unwrap_or(0.0),
-            MetricUnit::Seconds,
-        ),
-        MetricDatum::new(
-            "DesiredCapacity",
-            r.decision.desired as f64,
-            MetricUnit::Count,
-        ),
-        MetricDatum::new("InServiceWorkers", o.in_service as f64, MetricUnit::Count),
-        MetricDatum::new("BusyWorkers", o.busy_workers as f64, MetricUnit::Count),
-    ]
+    let c = &r.counts;
+    let d = &r.decision;
+    let mut out = vec![
+        MetricDatum::new("QueueVisible", c.queue.visible as f64, MetricUnit::Count),
+        MetricDatum::new("InFlight", c.queue.in_flight as f64, MetricUnit::Count),
+        MetricDatum::new("OldestWaitSeconds", d.oldest_wait_secs, MetricUnit::Seconds),
+        MetricDatum::new("BacklogSeconds", d.backlog_secs, MetricUnit::Seconds),
+        MetricDatum::new("DesiredCapacity", d.desired as f64, MetricUnit::Count),
+        MetricDatum::new("InServiceWorkers", c.in_service as f64, MetricUnit::Count),
+        MetricDatum::new("BootingWorkers", c.booting as f64, MetricUnit::Count),
+        MetricDatum::new("BusyWorkers", c.busy as f64, MetricUnit::Count),
+        MetricDatum::new("BootSeconds", d.boot_secs, MetricUnit::Seconds),
+    ];
+    let reason = serde_json::to_value(d.reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut decision = MetricDatum::new("ScalingDecision", 1.0, MetricUnit::Count);
+    decision.extra = Some(("Reason".into(), reason));
+    out.push(decision);
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use renderfleet_core::fakes::{FleetCall, MemoryFleet, MemoryMetrics, MemoryStore};
-    use renderfleet_core::ids::JobId;
-    use renderfleet_core::job::Job;
-    use renderfleet_core::spec::JobSpec;
-
-    fn deps() -> (Deps, MemoryStore, MemoryFleet, MemoryMetrics) {
-        let store = MemoryStore::new();
-        let fleet = MemoryFleet::new(0, 4);
-        let metrics = MemoryMetrics::new();
-        let deps = Deps {
-            work: Arc::new(store.clone()),
-            fleet: Arc::new(fleet.clone()),
-            memory: Arc::new(store.clone()),
-            metrics: Arc::new(metrics.clone()),
-        };
-        (deps, store, fleet, metrics)
-    }
-
-    fn cfg() -> Config {
-        let mut c =
-            Config::from_lookup(|k| (k == "RENDERFLEET_ENV").then(|| "test".into())).unwrap();
-        c.policy.max_workers = 4;
-        c.policy.idle_window_secs = 10;
-        c
-    }
-
-    fn job(created: EpochMillis) -> Job {
-        let spec = JobSpec::from_json(
-            br##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"}}]}"##,
-        )
-        .unwrap();
-        Job::new(JobId::generate(), "t", spec, created)
-    }
-
-    #[tokio::test]
-    async fn scales_from_zero_on_the_first_tick_and_back_after_the_idle_window() {
-        let (deps, store, fleet, metrics) = deps();
-        for _ in 0..6 {
-            store.put_job(job(1_000));
-        }
-        let r = tick(&deps, &cfg(), 2_000).await.unwrap();
-        assert_eq!(r.decision.desired, 4);
-        assert_eq!(r.oldest_wait_secs, Some(1.0));
-        assert_eq!(fleet.calls(), vec![FleetCall::SetDesired(4)]);
-        assert!(
-            metrics
-                .published()
-                .iter()
-                .any(|m| m.name == "DesiredCapacity" && m.value == 4.0)
-        );
-
-        for mut j in store.jobs() {
-            j.state = JobState::Succeeded;
-            store.put_job(j);
-        }
-        let r = tick(&deps, &cfg(), 5_000).await.unwrap();
-        assert_eq!((r.decision.desired, r.acted), (4, false));
-        let r = tick(&deps, &cfg(), 13_000).await.unwrap();
-        assert_eq!((r.decision.desired, r.acted), (0, true));
-        assert_eq!(fleet.calls().last(), Some(&FleetCall::SetDesired(0)));
-        assert_eq!(store.decisions(10).await.unwrap().len(), 3);
-    }
-
-    #[tokio::test]
-    async fn dry_run_decides_without_acting() {
-        let (deps, store, fleet, _) = deps();
-        store.put_job(job(0));
-        let mut c = cfg();
-        c.policy.dry_run = true;
-        let r = tick(&deps, &c, 1_000).await.unwrap();
-        assert_eq!((r.decision.desired, r.acted), (1, false));
-        assert!(fleet.calls().is_empty());
-    }
-}
+mod tests;

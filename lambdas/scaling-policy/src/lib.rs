@@ -1,31 +1,98 @@
 //! scaling-policy: renderfleet's scaling decision as one pure function.
 //!
 //! [`decide`] takes what the scaler observed, the configured policy, the policy's own history and
-//! the time, and returns a [`Decision`]: the absolute desired capacity, why, and the history to
-//! keep for the next tick. No I/O, no clock, no hidden state: the Lambda, the local schedule, the
-//! simulator and the tests all call this same function and get the same answer for the same inputs.
+//! the time, and returns a [`Decision`]: the absolute desired capacity, the idle workers to retire
+//! (chosen, not left to the group), why, and the history to keep for the next tick. No I/O, no
+//! clock, no hidden state: the Lambda, the local schedule, the simulator and the tests all call
+//! this same function and get the same answer for the same inputs.
+//!
+//! The model: a job waits until a slot frees; slots free when running jobs end, when booting
+//! workers become ready, or when a worker launched now becomes ready after the boot time. The
+//! policy plans the waiting jobs, oldest first, onto the earliest slots, and launches a worker
+//! only when a job would otherwise miss the wait target *and* a new worker would start it sooner
+//! than waiting for a slot. Work is measured in expected render seconds, not in messages. Scale-in
+//! retires only idle workers, the longest idle first, only after a stabilisation window, never
+//! while a job waits, never below the busy workers; the fleet's last worker waits an idle window
+//! before going to zero.
+
+mod plan;
 
 use serde::{Deserialize, Serialize};
+
+pub use plan::{Plan, plan};
 
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
+/// A job waiting for a slot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// Seconds since it was submitted (or last handed back to the queue).
+    pub age_secs: f64,
+    /// Expected render seconds.
+    pub est_secs: f64,
+}
+
+/// A job rendering now.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Running {
+    /// Expected seconds until it ends.
+    pub remaining_secs: f64,
+}
+
+/// An instance whose agent reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Worker {
+    pub id: String,
+    /// Jobs it runs now.
+    pub jobs: u32,
+    /// Whether it holds scale-in protection (it does while busy).
+    pub protected: bool,
+    /// Seconds it has been idle, when idle.
+    pub idle_secs: Option<f64>,
+    /// Seconds since it was launched.
+    pub age_secs: f64,
+}
+
+/// An instance launched whose agent does not report yet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Booting {
+    pub id: String,
+    /// Seconds since it was launched.
+    pub age_secs: f64,
+}
+
 /// What the scaler saw this tick.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
-    /// Jobs waiting for a worker.
-    pub waiting_jobs: u32,
-    /// Jobs being rendered.
-    pub running_jobs: u32,
-    /// The group's desired capacity before this decision.
+    pub waiting: Vec<Waiting>,
+    pub running: Vec<Running>,
+    pub workers: Vec<Worker>,
+    pub booting: Vec<Booting>,
+    /// The group's desired capacity now. Capacity asked for but not yet visible as instances
+    /// counts as booting from now.
     pub current_desired: u32,
-    /// Instances in service.
-    pub in_service: u32,
-    /// Workers rendering at least one job (they hold scale-in protection).
-    pub busy_workers: u32,
+    /// Measured seconds from launch to a ready agent; the configured default until measured.
+    pub boot_secs: Option<f64>,
 }
 
-/// The policy's settings.
+impl Observation {
+    /// Workers rendering at least one job, or holding protection.
+    pub fn busy_workers(&self) -> u32 {
+        self.workers
+            .iter()
+            .filter(|w| w.jobs > 0 || w.protected)
+            .count() as u32
+    }
+
+    /// Instances in the group, ready or booting.
+    pub fn instances(&self) -> u32 {
+        (self.workers.len() + self.booting.len()) as u32
+    }
+}
+
+/// The policy's settings. Every field has a default; the scaler reads them from its environment
+/// (`RENDERFLEET_*`, see the scaler's `Config`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
@@ -34,9 +101,29 @@ pub struct PolicyConfig {
     /// Most workers. Default 10.
     pub max_workers: u32,
     /// Jobs one worker renders at once. Default 1.
-    pub jobs_per_worker: u32,
-    /// Seconds without any work before the fleet goes to `min_workers`. Default 60.
-    pub idle_window_secs: u64,
+    pub slots_per_worker: u32,
+    /// The wait SLO: seconds a job may wait for a slot before the policy launches a worker for
+    /// it (when a new worker would start it sooner). Default 30.
+    pub target_wait_secs: f64,
+    /// Boot time assumed until one is measured, seconds. Default 60.
+    pub default_boot_secs: f64,
+    /// Seconds between ticks (the policy's reaction time). Default 10.
+    pub tick_secs: f64,
+    /// Stabilisation window: the fleet shrinks only to the largest need seen over this many
+    /// seconds. Default 60.
+    pub scale_in_window_secs: f64,
+    /// Seconds a worker must have been idle before it is retired; default (`null`) is the boot
+    /// time, so an idle worker costs at most what relaunching it would.
+    pub worker_idle_secs: Option<f64>,
+    /// Seconds without any work before the fleet's last worker goes (to zero). Default 60.
+    pub idle_to_zero_secs: f64,
+    /// Per-second billing's minimum: a worker younger than this costs the same kept as retired,
+    /// so it is kept. Default 60.
+    pub min_billed_secs: f64,
+    /// Most workers launched in one decision. Default 50.
+    pub max_step_up: u32,
+    /// Most workers retired in one decision. Default 10.
+    pub max_step_down: u32,
     /// Decide and report, but do not act. Default false.
     pub dry_run: bool,
 }
@@ -46,8 +133,16 @@ impl Default for PolicyConfig {
         Self {
             min_workers: 0,
             max_workers: 10,
-            jobs_per_worker: 1,
-            idle_window_secs: 60,
+            slots_per_worker: 1,
+            target_wait_secs: 30.0,
+            default_boot_secs: 60.0,
+            tick_secs: 10.0,
+            scale_in_window_secs: 60.0,
+            worker_idle_secs: None,
+            idle_to_zero_secs: 60.0,
+            min_billed_secs: 60.0,
+            max_step_up: 50,
+            max_step_down: 10,
             dry_run: false,
         }
     }
@@ -62,135 +157,199 @@ impl PolicyConfig {
                 self.max_workers, self.min_workers
             ));
         }
-        if self.jobs_per_worker == 0 {
-            return Err("jobs_per_worker must be at least 1".into());
+        if self.slots_per_worker == 0 {
+            return Err("slots_per_worker must be at least 1".into());
+        }
+        if self.max_step_up == 0 {
+            return Err("max_step_up must be at least 1".into());
+        }
+        let non_negative = [
+            ("target_wait_secs", self.target_wait_secs),
+            ("default_boot_secs", self.default_boot_secs),
+            ("tick_secs", self.tick_secs),
+            ("scale_in_window_secs", self.scale_in_window_secs),
+            ("idle_to_zero_secs", self.idle_to_zero_secs),
+            ("min_billed_secs", self.min_billed_secs),
+            ("worker_idle_secs", self.worker_idle_secs.unwrap_or(0.0)),
+        ];
+        for (name, v) in non_negative {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!(
+                    "{name} must be a number of seconds, at least 0, got {v}"
+                ));
+            }
         }
         Ok(())
     }
 }
 
 /// What the policy remembers between ticks. The scaler stores it durably.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct History {
-    /// The last time any job was waiting or running.
+    /// Workers needed at recent ticks, `(at, workers)`, within the stabilisation window.
+    pub needs: Vec<(Millis, u32)>,
+    /// The last time any job waited or ran.
     pub last_busy_at: Option<Millis>,
+    pub last_scale_out_at: Option<Millis>,
+    pub last_scale_in_at: Option<Millis>,
 }
 
 /// Why the policy chose its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Capacity follows the work.
-    FollowWork,
-    /// No work, but the idle window has not passed yet.
-    IdleHold,
-    /// No work for the whole idle window.
-    IdleDown,
+    /// Workers launched: jobs would miss the wait target and a new worker starts them sooner.
+    ScaleOut,
+    /// Capacity held: it meets the plan, or shrinking must wait (window, idle times, billing).
+    Hold,
+    /// Idle workers retired.
+    ScaleIn,
+    /// The last workers retired after the idle window.
+    ToZero,
+    /// Brought within `[min_workers, max_workers]`.
+    Bounds,
 }
 
 /// The outcome of one decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// The absolute desired capacity, within `[min_workers, max_workers]`.
+    /// The absolute desired capacity, within `[min_workers, max_workers]` and never below the
+    /// busy workers.
     pub desired: u32,
+    /// Idle workers to retire, longest idle first. The desired capacity already excludes them.
+    pub retire: Vec<String>,
     pub reason: Reason,
-    /// What the capacity would be without the min/max clamp.
-    pub unclamped: u32,
+    /// Workers launched by this decision.
+    pub launched: u32,
+    /// Workers the plan needs now (busy, plus those the waiting work needs).
+    pub needed: u32,
+    /// The plan's longest projected wait of a waiting job, seconds.
+    pub projected_max_wait_secs: f64,
+    /// Expected render seconds waiting and running.
+    pub backlog_secs: f64,
+    /// The age of the oldest waiting job, seconds.
+    pub oldest_wait_secs: f64,
+    /// The boot time the plan used, seconds.
+    pub boot_secs: f64,
+    pub dry_run: bool,
     /// The history to pass to the next call.
     pub history: History,
 }
 
+fn secs_to_ms(s: f64) -> Millis {
+    (s * 1000.0).round() as Millis
+}
+
 /// Decides the desired capacity. Pure: the same inputs always give the same decision.
 pub fn decide(obs: &Observation, cfg: &PolicyConfig, history: &History, now: Millis) -> Decision {
-    let per = cfg.jobs_per_worker.max(1);
-    let work = obs.waiting_jobs + obs.running_jobs;
+    let slots = cfg.slots_per_worker.max(1);
+    let max = cfg.max_workers.max(cfg.min_workers);
+    let boot_secs = obs
+        .boot_secs
+        .filter(|b| b.is_finite() && *b >= 0.0)
+        .unwrap_or(cfg.default_boot_secs)
+        .min(3600.0);
+    let busy = obs.busy_workers();
+    let instances = obs.instances();
+    // Capacity asked for but not yet visible counts as booting from now.
+    let unseen = obs.current_desired.saturating_sub(instances);
+    let capacity = instances + unseen;
+    let oldest_wait_secs = obs.waiting.iter().map(|w| w.age_secs).fold(0.0, f64::max);
+    let backlog_secs: f64 = obs.waiting.iter().map(|w| w.est_secs.max(0.0)).sum::<f64>()
+        + obs
+            .running
+            .iter()
+            .map(|r| r.remaining_secs.max(0.0))
+            .sum::<f64>();
+
+    let room = max.saturating_sub(capacity).min(cfg.max_step_up);
+    let p = plan(obs, slots, boot_secs, unseen, cfg.target_wait_secs, room);
+
     let mut next = history.clone();
-    let (unclamped, reason) = if work > 0 {
+    if !obs.waiting.is_empty() || !obs.running.is_empty() || busy > 0 {
         next.last_busy_at = Some(now);
-        (work.div_ceil(per).max(obs.busy_workers), Reason::FollowWork)
-    } else {
-        let idle_for = history.last_busy_at.map(|t| now.saturating_sub(t));
-        let window = (cfg.idle_window_secs * 1000) as Millis;
-        match idle_for {
-            Some(d) if d < window => (obs.current_desired.max(obs.busy_workers), Reason::IdleHold),
-            _ => (obs.busy_workers, Reason::IdleDown),
+    }
+    let needed = busy.max(p.workers_needed);
+    let window = secs_to_ms(cfg.scale_in_window_secs);
+    next.needs.retain(|(at, _)| now - *at < window);
+    next.needs.push((now, needed));
+    let window_need = next.needs.iter().map(|(_, n)| *n).max().unwrap_or(needed);
+
+    let mut desired = capacity;
+    let mut retire = Vec::new();
+    let mut reason = Reason::Hold;
+    if p.launch > 0 {
+        desired = capacity + p.launch;
+        reason = Reason::ScaleOut;
+        next.last_scale_out_at = Some(now);
+    } else if obs.waiting.is_empty() && oldest_wait_secs <= cfg.target_wait_secs {
+        let floor = window_need.max(cfg.min_workers).max(busy);
+        let idle_needed = cfg.worker_idle_secs.unwrap_or(boot_secs);
+        let fleet_idle_secs = next.last_busy_at.map(|t| (now - t) as f64 / 1000.0);
+        let fleet_idle_long_enough = fleet_idle_secs.is_none_or(|s| s >= cfg.idle_to_zero_secs);
+        let mut candidates: Vec<&Worker> = obs
+            .workers
+            .iter()
+            .filter(|w| w.jobs == 0 && !w.protected)
+            .filter(|w| w.idle_secs.is_some_and(|s| s >= idle_needed))
+            .filter(|w| w.age_secs >= cfg.min_billed_secs)
+            .collect();
+        candidates.sort_by(|a, b| {
+            b.idle_secs
+                .unwrap_or(0.0)
+                .total_cmp(&a.idle_secs.unwrap_or(0.0))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let mut removable = capacity.saturating_sub(floor).min(cfg.max_step_down) as usize;
+        // The last workers go only after the whole fleet has been idle for the idle window.
+        if capacity.saturating_sub(removable as u32) == 0 && !fleet_idle_long_enough {
+            removable = removable.saturating_sub(1);
         }
-    };
-    let desired = unclamped.clamp(cfg.min_workers, cfg.max_workers.max(cfg.min_workers));
+        retire = candidates
+            .into_iter()
+            .take(removable)
+            .map(|w| w.id.clone())
+            .collect();
+        if !retire.is_empty() {
+            desired = capacity - retire.len() as u32;
+            reason = if desired == 0 {
+                Reason::ToZero
+            } else {
+                Reason::ScaleIn
+            };
+            next.last_scale_in_at = Some(now);
+        }
+    }
+
+    // Bounds, in our code (the group would accept anything). Never below busy workers.
+    let bounded = desired.clamp(cfg.min_workers, max).max(busy);
+    if bounded != desired {
+        if bounded > desired {
+            // Raised to the floor: keep enough of the chosen victims.
+            let keep = (bounded - desired) as usize;
+            retire.truncate(retire.len().saturating_sub(keep));
+        }
+        desired = bounded;
+        if retire.is_empty() && reason != Reason::ScaleOut {
+            reason = Reason::Bounds;
+        }
+    }
+
     Decision {
         desired,
+        retire,
         reason,
-        unclamped,
+        launched: desired.saturating_sub(capacity),
+        needed,
+        projected_max_wait_secs: p.max_wait_secs,
+        backlog_secs,
+        oldest_wait_secs,
+        boot_secs,
+        dry_run: cfg.dry_run,
         history: next,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(max: u32, per: u32) -> PolicyConfig {
-        PolicyConfig {
-            max_workers: max,
-            jobs_per_worker: per,
-            idle_window_secs: 10,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn follows_work_rounded_up_and_clamped() {
-        let cases = [
-            // waiting, running, per, max, expected
-            (0, 0, 1, 4, 0),
-            (1, 0, 1, 4, 1),
-            (5, 1, 2, 4, 3),
-            (12, 0, 1, 4, 4),
-            (3, 0, 4, 4, 1),
-        ];
-        for (w, r, per, max, want) in cases {
-            let obs = Observation {
-                waiting_jobs: w,
-                running_jobs: r,
-                ..Default::default()
-            };
-            let d = decide(&obs, &cfg(max, per), &History::default(), 0);
-            assert_eq!(
-                d.desired, want,
-                "waiting {w} running {r} per {per} max {max}"
-            );
-        }
-    }
-
-    #[test]
-    fn holds_through_the_idle_window_then_goes_to_zero() {
-        let c = cfg(4, 1);
-        let busy = Observation {
-            waiting_jobs: 2,
-            ..Default::default()
-        };
-        let d = decide(&busy, &c, &History::default(), 1_000);
-        assert_eq!(d.desired, 2);
-        let idle = Observation {
-            current_desired: 2,
-            in_service: 2,
-            ..Default::default()
-        };
-        let d2 = decide(&idle, &c, &d.history, 5_000);
-        assert_eq!((d2.desired, d2.reason), (2, Reason::IdleHold));
-        let d3 = decide(&idle, &c, &d2.history, 11_000);
-        assert_eq!((d3.desired, d3.reason), (0, Reason::IdleDown));
-    }
-
-    #[test]
-    fn never_below_busy_workers() {
-        let obs = Observation {
-            busy_workers: 3,
-            current_desired: 3,
-            ..Default::default()
-        };
-        let d = decide(&obs, &cfg(4, 1), &History::default(), 100_000);
-        assert_eq!(d.desired, 3);
-    }
-}
+mod tests;

@@ -34,8 +34,39 @@ pub struct UpOptions {
     pub boot_delay: Duration,
     pub tick: Duration,
     pub idle_window: Duration,
+    /// The queue's visibility timeout, and the agents' (`RENDERFLEET_VISIBILITY_SECS`).
+    pub visibility: Duration,
     /// Extra environment for every service (e.g. log levels).
     pub extra_env: Vec<(String, String)>,
+}
+
+/// The scaler's policy on the local stack: the boot time is the simulated one, the wait target
+/// is that boot plus two ticks, and there is no per-instance billing minimum to respect, so idle
+/// workers go after the idle window. Stored in SSM as well, so `renderctl` can show it.
+fn scaler_settings(opts: &UpOptions) -> Vec<(String, String)> {
+    let boot = opts.boot_delay.as_secs_f64();
+    let tick = opts.tick.as_secs_f64();
+    let idle = opts.idle_window.as_secs_f64();
+    [
+        ("RENDERFLEET_MIN_WORKERS", "0".to_string()),
+        ("RENDERFLEET_MAX_WORKERS", opts.max_workers.to_string()),
+        ("RENDERFLEET_SLOTS_PER_WORKER", opts.slots.to_string()),
+        ("RENDERFLEET_BOOT_SECS", format!("{:.1}", boot + 0.5)),
+        (
+            "RENDERFLEET_TARGET_WAIT_SECS",
+            format!("{:.1}", boot + 2.0 * tick),
+        ),
+        ("RENDERFLEET_TICK_SECS", format!("{tick:.1}")),
+        ("RENDERFLEET_SCALE_IN_WINDOW_SECS", format!("{idle:.1}")),
+        ("RENDERFLEET_WORKER_IDLE_SECS", format!("{:.1}", idle / 2.0)),
+        ("RENDERFLEET_IDLE_TO_ZERO_SECS", format!("{idle:.1}")),
+        ("RENDERFLEET_MIN_BILLED_SECS", "0".to_string()),
+        ("RENDERFLEET_HEARTBEAT_STALE_SECS", "30".to_string()),
+        ("RENDERFLEET_BOOT_TIMEOUT_SECS", "120".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// A running stack, as recorded in `stack.json`.
@@ -194,15 +225,17 @@ async fn start_all(
     .context("waiting for the moto server")?;
 
     let sdk = renderfleet_core::aws::emulator_config(&endpoint, &opts.region).await;
-    let policy = serde_json::json!({
-        "min_workers": 0,
-        "max_workers": opts.max_workers,
-        "jobs_per_worker": opts.slots,
-        "idle_window_secs": opts.idle_window.as_secs(),
-    });
+    let scaler_settings = scaler_settings(opts);
+    let policy = serde_json::Value::Object(
+        scaler_settings
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    );
     let plan = Plan {
         names: names.clone(),
         max_workers: opts.max_workers,
+        visibility_secs: opts.visibility.as_secs().max(1),
         policy,
         dev_tenant: "dev".into(),
     };
@@ -217,6 +250,10 @@ async fn start_all(
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ("RENDERFLEET_ENV".into(), names.env.clone()),
+        (
+            "RENDERFLEET_VISIBILITY_SECS".into(),
+            opts.visibility.as_secs().max(1).to_string(),
+        ),
     ];
     env.extend(opts.extra_env.iter().cloned());
 
@@ -238,17 +275,7 @@ async fn start_all(
     started.push(job_server.clone());
 
     let mut scaler_env = env.clone();
-    scaler_env.extend([
-        (
-            "RENDERFLEET_MAX_WORKERS".into(),
-            opts.max_workers.to_string(),
-        ),
-        ("RENDERFLEET_JOBS_PER_WORKER".into(), opts.slots.to_string()),
-        (
-            "RENDERFLEET_IDLE_WINDOW_SECS".into(),
-            opts.idle_window.as_secs().to_string(),
-        ),
-    ]);
+    scaler_env.extend(scaler_settings);
     let scaler = process::spawn_detached(
         &opts.bin_dir.join("scaler"),
         &[

@@ -1,0 +1,279 @@
+//! The tick's orchestration on in-memory fakes: what it reads, what it calls, what it records.
+
+use super::*;
+use async_trait::async_trait;
+use renderfleet_core::fakes::{
+    FleetCall, MemoryFleet, MemoryHealth, MemoryMetrics, MemoryQueue, MemoryStore,
+};
+use renderfleet_core::ids::JobId;
+use renderfleet_core::job::Job;
+use renderfleet_core::ports::{AgentState, FleetInstance, HealthReporter};
+use renderfleet_core::spec::JobSpec;
+
+struct World {
+    deps: Deps,
+    store: MemoryStore,
+    fleet: MemoryFleet,
+    health: MemoryHealth,
+    metrics: MemoryMetrics,
+}
+
+fn world_with(fleet_port: Option<Arc<dyn Fleet>>) -> World {
+    let store = MemoryStore::new();
+    let fleet = MemoryFleet::new(0, 4);
+    let health = MemoryHealth::new();
+    let metrics = MemoryMetrics::new();
+    let deps = Deps {
+        work: Arc::new(store.clone()),
+        queue: Arc::new(MemoryQueue::new()),
+        fleet: fleet_port.unwrap_or_else(|| Arc::new(fleet.clone())),
+        agents: Arc::new(health.clone()),
+        memory: Arc::new(store.clone()),
+        metrics: Arc::new(metrics.clone()),
+    };
+    World {
+        deps,
+        store,
+        fleet,
+        health,
+        metrics,
+    }
+}
+
+fn world() -> World {
+    world_with(None)
+}
+
+fn cfg() -> Config {
+    let mut c = Config::from_lookup(|k| (k == "RENDERFLEET_ENV").then(|| "test".into())).unwrap();
+    c.policy.max_workers = 4;
+    c.policy.default_boot_secs = 5.0;
+    c.policy.target_wait_secs = 5.0;
+    c.policy.scale_in_window_secs = 10.0;
+    c.policy.idle_to_zero_secs = 10.0;
+    c.policy.worker_idle_secs = Some(5.0);
+    c.policy.min_billed_secs = 0.0;
+    c
+}
+
+fn job(created: EpochMillis) -> Job {
+    let spec = JobSpec::from_json(
+        br##"{"output":{"width":1280,"height":720,"fps":30},"scenes":[{"duration":20,"background":{"color":"#000000"}}]}"##,
+    )
+    .unwrap();
+    Job::new(JobId::generate(), "t", spec, created)
+}
+
+fn instance(id: &str, protected: bool) -> FleetInstance {
+    FleetInstance {
+        id: id.into(),
+        lifecycle: Lifecycle::InService,
+        healthy: true,
+        protected,
+    }
+}
+
+async fn beat(w: &World, id: &str, started_at: EpochMillis, ts: EpochMillis, jobs: usize) {
+    let hb = Heartbeat {
+        state: if jobs > 0 {
+            AgentState::Busy
+        } else {
+            AgentState::Idle
+        },
+        jobs: (0..jobs).map(|_| JobId::generate()).collect(),
+        slots: 1,
+        engine_ok: true,
+        disk_free_bytes: 1 << 30,
+        version: "test".into(),
+        ts,
+        started_at,
+        idle_since: (jobs == 0).then_some(started_at),
+        seconds_per_unit: None,
+    };
+    w.health.report(id, &hb).await.unwrap();
+}
+
+#[tokio::test]
+async fn scales_from_zero_on_the_first_tick_with_the_work_it_sees() {
+    let w = world();
+    for _ in 0..3 {
+        w.store.put_job(job(1_000));
+    }
+    let r = tick(&w.deps, &cfg(), 2_000).await.unwrap();
+    assert_eq!(r.decision.desired, 3, "{r:?}");
+    assert_eq!(r.decision.oldest_wait_secs, 1.0);
+    assert!(r.acted);
+    assert_eq!(w.fleet.calls(), vec![FleetCall::SetDesired(3)]);
+    // 20 s of 720p30 at the default 1 s per unit, plus the fixed half unit, per job.
+    assert!((r.decision.backlog_secs - 3.0 * 20.5).abs() < 1e-6, "{r:?}");
+    let names: Vec<String> = w.metrics.published().into_iter().map(|m| m.name).collect();
+    for want in [
+        "QueueVisible",
+        "InFlight",
+        "OldestWaitSeconds",
+        "BacklogSeconds",
+        "DesiredCapacity",
+        "InServiceWorkers",
+        "BootingWorkers",
+        "BusyWorkers",
+        "ScalingDecision",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    assert_eq!(w.store.decisions(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_doubled_tick_changes_nothing() {
+    let w = world();
+    w.store.put_job(job(1_000));
+    tick(&w.deps, &cfg(), 2_000).await.unwrap();
+    let r = tick(&w.deps, &cfg(), 2_000).await.unwrap();
+    assert_eq!(r.decision.desired, 1);
+    assert_eq!(w.fleet.calls(), vec![FleetCall::SetDesired(1)]);
+}
+
+#[tokio::test]
+async fn measures_boot_time_from_first_sighting_to_agent_start() {
+    let w = world();
+    w.fleet.set_state(FleetState {
+        desired: 1,
+        max: 4,
+        instances: vec![FleetInstance {
+            lifecycle: Lifecycle::Pending,
+            ..instance("i-1", false)
+        }],
+        ..FleetState::default()
+    });
+    let r = tick(&w.deps, &cfg(), 10_000).await.unwrap();
+    assert_eq!(r.counts.booting, 1);
+    w.fleet.set_state(FleetState {
+        desired: 1,
+        max: 4,
+        instances: vec![instance("i-1", false)],
+        ..FleetState::default()
+    });
+    beat(&w, "i-1", 32_000, 33_000, 0).await;
+    tick(&w.deps, &cfg(), 34_000).await.unwrap();
+    let state: ScalerState =
+        serde_json::from_str(&w.store.load_state().await.unwrap().unwrap()).unwrap();
+    assert_eq!(state.boot_secs, Some(22.0));
+    let r = tick(&w.deps, &cfg(), 35_000).await.unwrap();
+    assert_eq!(r.decision.boot_secs, 22.0);
+}
+
+#[tokio::test]
+async fn retires_idle_workers_and_never_a_busy_one() {
+    let w = world();
+    w.fleet.set_state(FleetState {
+        desired: 2,
+        max: 4,
+        instances: vec![instance("i-busy", true), instance("i-idle", false)],
+        ..FleetState::default()
+    });
+    let running = {
+        let mut j = job(0);
+        j.state = JobState::Running;
+        j.started_at = Some(1_000);
+        j
+    };
+    w.store.put_job(running);
+    beat(&w, "i-busy", 0, 59_000, 1).await;
+    beat(&w, "i-idle", 0, 59_000, 0).await;
+    let r = tick(&w.deps, &cfg(), 60_000).await.unwrap();
+    assert_eq!(r.retired, vec!["i-idle".to_string()], "{r:?}");
+    assert_eq!(
+        w.fleet.calls(),
+        vec![FleetCall::Terminate {
+            instance: "i-idle".into(),
+            decrement: true
+        }]
+    );
+    assert_eq!(w.fleet.state().desired, 1);
+}
+
+/// A fleet whose chosen victim takes a job (and protection) between the tick's two looks.
+struct RacingFleet {
+    inner: MemoryFleet,
+    describes: std::sync::Mutex<u32>,
+}
+
+#[async_trait]
+impl Fleet for RacingFleet {
+    async fn describe(&self) -> renderfleet_core::Result<FleetState> {
+        let n = {
+            let mut n = self.describes.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        let mut s = self.inner.describe().await?;
+        if n > 1 {
+            for i in &mut s.instances {
+                i.protected = true;
+            }
+        }
+        Ok(s)
+    }
+    async fn set_desired(&self, desired: u32) -> renderfleet_core::Result<()> {
+        self.inner.set_desired(desired).await
+    }
+    async fn terminate(&self, id: &str, decrement: bool) -> renderfleet_core::Result<()> {
+        self.inner.terminate(id, decrement).await
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_became_busy_since_the_observation_is_spared() {
+    let inner = MemoryFleet::new(0, 4);
+    inner.set_state(FleetState {
+        desired: 1,
+        max: 4,
+        instances: vec![instance("i-1", false)],
+        ..FleetState::default()
+    });
+    let racing = Arc::new(RacingFleet {
+        inner: inner.clone(),
+        describes: std::sync::Mutex::new(0),
+    });
+    let w = world_with(Some(racing));
+    beat(&w, "i-1", 0, 59_000, 0).await;
+    let r = tick(&w.deps, &cfg(), 60_000).await.unwrap();
+    assert_eq!(r.decision.retire, vec!["i-1".to_string()]);
+    assert!(r.retired.is_empty(), "{r:?}");
+    assert!(inner.calls().is_empty(), "{:?}", inner.calls());
+}
+
+#[tokio::test]
+async fn an_instance_whose_agent_never_reports_is_replaced() {
+    let w = world();
+    let mut c = cfg();
+    c.boot_timeout = std::time::Duration::from_secs(30);
+    w.fleet.set_state(FleetState {
+        desired: 1,
+        max: 4,
+        instances: vec![instance("i-dead", false)],
+        ..FleetState::default()
+    });
+    let r = tick(&w.deps, &c, 1_000).await.unwrap();
+    assert!(r.replaced.is_empty());
+    let r = tick(&w.deps, &c, 40_000).await.unwrap();
+    assert_eq!(r.replaced, vec!["i-dead".to_string()]);
+    assert!(w.fleet.calls().contains(&FleetCall::Terminate {
+        instance: "i-dead".into(),
+        decrement: false
+    }));
+}
+
+#[tokio::test]
+async fn dry_run_decides_without_acting() {
+    let w = world();
+    w.store.put_job(job(0));
+    let mut c = cfg();
+    c.policy.dry_run = true;
+    let r = tick(&w.deps, &c, 1_000).await.unwrap();
+    assert_eq!((r.decision.desired, r.acted), (1, false));
+    assert!(w.fleet.calls().is_empty());
+}

@@ -1,0 +1,658 @@
+//! Table tests in the style of the peers' suites (one row per situation, the expected count and
+//! reason), and properties that must hold for any input.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn cfg() -> PolicyConfig {
+    PolicyConfig {
+        max_workers: 10,
+        slots_per_worker: 1,
+        target_wait_secs: 30.0,
+        default_boot_secs: 30.0,
+        tick_secs: 10.0,
+        scale_in_window_secs: 60.0,
+        idle_to_zero_secs: 60.0,
+        min_billed_secs: 60.0,
+        ..PolicyConfig::default()
+    }
+}
+
+fn waiting(ages: &[f64], est: f64) -> Vec<Waiting> {
+    ages.iter()
+        .map(|a| Waiting {
+            age_secs: *a,
+            est_secs: est,
+        })
+        .collect()
+}
+
+fn busy(id: &str) -> Worker {
+    Worker {
+        id: id.into(),
+        jobs: 1,
+        protected: true,
+        idle_secs: None,
+        age_secs: 600.0,
+    }
+}
+
+fn idle(id: &str, idle_secs: f64) -> Worker {
+    Worker {
+        id: id.into(),
+        jobs: 0,
+        protected: false,
+        idle_secs: Some(idle_secs),
+        age_secs: 600.0,
+    }
+}
+
+struct Row {
+    name: &'static str,
+    obs: Observation,
+    cfg: PolicyConfig,
+    history: History,
+    want_desired: u32,
+    want_retire: usize,
+    want_reason: Reason,
+}
+
+fn row(
+    name: &'static str,
+    obs: Observation,
+    want_desired: u32,
+    want_retire: usize,
+    want_reason: Reason,
+) -> Row {
+    Row {
+        name,
+        obs,
+        cfg: cfg(),
+        history: History::default(),
+        want_desired,
+        want_retire,
+        want_reason,
+    }
+}
+
+#[test]
+fn decisions_table() {
+    let long_ago = History {
+        last_busy_at: Some(0),
+        ..History::default()
+    };
+    let rows = vec![
+        row(
+            "empty fleet, no work: nothing",
+            Observation::default(),
+            0,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "scales from zero on the first job",
+            Observation {
+                waiting: waiting(&[0.0], 20.0),
+                ..Default::default()
+            },
+            1,
+            0,
+            Reason::ScaleOut,
+        ),
+        row(
+            "a burst from zero gets a worker per job, capped at max",
+            Observation {
+                waiting: waiting(&[0.0; 14], 60.0),
+                ..Default::default()
+            },
+            10,
+            0,
+            Reason::ScaleOut,
+        ),
+        Row {
+            cfg: PolicyConfig {
+                target_wait_secs: 60.0,
+                ..cfg()
+            },
+            ..row(
+                "short jobs queue behind one worker when that meets the target",
+                Observation {
+                    waiting: waiting(&[0.0, 0.0, 0.0], 5.0),
+                    ..Default::default()
+                },
+                1,
+                0,
+                Reason::ScaleOut,
+            )
+        },
+        row(
+            "short jobs each get a worker when queueing behind one would miss the target",
+            Observation {
+                waiting: waiting(&[0.0, 0.0, 0.0], 5.0),
+                ..Default::default()
+            },
+            3,
+            0,
+            Reason::ScaleOut,
+        ),
+        row(
+            "waits for a slot freeing sooner than a boot instead of launching",
+            Observation {
+                waiting: waiting(&[25.0], 30.0),
+                running: vec![Running {
+                    remaining_secs: 3.0,
+                }],
+                workers: vec![busy("i-1")],
+                current_desired: 1,
+                ..Default::default()
+            },
+            1,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "launches when the earliest slot is later than a boot and the job would miss the target",
+            Observation {
+                waiting: waiting(&[10.0], 30.0),
+                running: vec![Running {
+                    remaining_secs: 300.0,
+                }],
+                workers: vec![busy("i-1")],
+                current_desired: 1,
+                ..Default::default()
+            },
+            2,
+            0,
+            Reason::ScaleOut,
+        ),
+        row(
+            "counts booting workers before launching more",
+            Observation {
+                waiting: waiting(&[5.0, 5.0], 30.0),
+                booting: vec![
+                    Booting {
+                        id: "i-2".into(),
+                        age_secs: 10.0,
+                    },
+                    Booting {
+                        id: "i-3".into(),
+                        age_secs: 10.0,
+                    },
+                ],
+                current_desired: 2,
+                ..Default::default()
+            },
+            2,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "capacity asked for but not yet visible counts as booting",
+            Observation {
+                waiting: waiting(&[2.0], 30.0),
+                current_desired: 1,
+                ..Default::default()
+            },
+            1,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "retires idle workers longest idle first down to the busy ones",
+            Observation {
+                workers: vec![busy("i-1"), idle("i-2", 100.0), idle("i-3", 500.0)],
+                running: vec![Running {
+                    remaining_secs: 30.0,
+                }],
+                current_desired: 3,
+                ..Default::default()
+            },
+            1,
+            2,
+            Reason::ScaleIn,
+        ),
+        row(
+            "keeps an idle worker younger than the billing minimum",
+            Observation {
+                workers: vec![
+                    busy("i-1"),
+                    Worker {
+                        age_secs: 40.0,
+                        ..idle("i-2", 35.0)
+                    },
+                ],
+                running: vec![Running {
+                    remaining_secs: 30.0,
+                }],
+                current_desired: 2,
+                ..Default::default()
+            },
+            2,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "keeps an idle worker until it has been idle a boot time",
+            Observation {
+                workers: vec![busy("i-1"), idle("i-2", 10.0)],
+                running: vec![Running {
+                    remaining_secs: 30.0,
+                }],
+                current_desired: 2,
+                ..Default::default()
+            },
+            2,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "never retires while a job waits",
+            Observation {
+                waiting: waiting(&[1.0], 10.0),
+                workers: vec![idle("i-1", 500.0), idle("i-2", 500.0)],
+                current_desired: 2,
+                ..Default::default()
+            },
+            2,
+            0,
+            Reason::Hold,
+        ),
+        row(
+            "brings a desired capacity above max back within bounds",
+            Observation {
+                current_desired: 14,
+                workers: vec![busy("i-1")],
+                running: vec![Running {
+                    remaining_secs: 9.0,
+                }],
+                ..Default::default()
+            },
+            10,
+            0,
+            Reason::Bounds,
+        ),
+        Row {
+            history: long_ago.clone(),
+            ..row(
+                "goes to zero once the fleet was idle for the idle window",
+                Observation {
+                    workers: vec![idle("i-1", 120.0)],
+                    current_desired: 1,
+                    ..Default::default()
+                },
+                0,
+                1,
+                Reason::ToZero,
+            )
+        },
+        Row {
+            history: History {
+                last_busy_at: Some(100_000),
+                ..History::default()
+            },
+            ..row(
+                "keeps the last worker through the idle window",
+                Observation {
+                    workers: vec![idle("i-1", 40.0)],
+                    current_desired: 1,
+                    ..Default::default()
+                },
+                1,
+                0,
+                Reason::Hold,
+            )
+        },
+        Row {
+            cfg: PolicyConfig {
+                min_workers: 2,
+                ..cfg()
+            },
+            history: long_ago.clone(),
+            ..row(
+                "holds min_workers even when idle",
+                Observation {
+                    workers: vec![idle("i-1", 900.0), idle("i-2", 900.0), idle("i-3", 900.0)],
+                    current_desired: 3,
+                    ..Default::default()
+                },
+                2,
+                1,
+                Reason::ScaleIn,
+            )
+        },
+        Row {
+            cfg: PolicyConfig {
+                max_step_up: 3,
+                ..cfg()
+            },
+            ..row(
+                "launches at most max_step_up at once",
+                Observation {
+                    waiting: waiting(&[0.0; 8], 60.0),
+                    ..Default::default()
+                },
+                3,
+                0,
+                Reason::ScaleOut,
+            )
+        },
+        Row {
+            cfg: PolicyConfig {
+                max_step_down: 1,
+                ..cfg()
+            },
+            history: long_ago.clone(),
+            ..row(
+                "retires at most max_step_down at once",
+                Observation {
+                    workers: vec![idle("i-1", 900.0), idle("i-2", 900.0), idle("i-3", 900.0)],
+                    current_desired: 3,
+                    ..Default::default()
+                },
+                2,
+                1,
+                Reason::ScaleIn,
+            )
+        },
+        Row {
+            cfg: PolicyConfig {
+                slots_per_worker: 4,
+                ..cfg()
+            },
+            ..row(
+                "packs jobs into slots",
+                Observation {
+                    waiting: waiting(&[0.0; 9], 60.0),
+                    ..Default::default()
+                },
+                3,
+                0,
+                Reason::ScaleOut,
+            )
+        },
+        Row {
+            history: History {
+                needs: vec![(95_000, 3)],
+                last_busy_at: Some(99_000),
+                ..History::default()
+            },
+            ..row(
+                "the stabilisation window holds capacity a recent need asked for",
+                Observation {
+                    workers: vec![idle("i-1", 900.0), idle("i-2", 900.0), idle("i-3", 900.0)],
+                    current_desired: 3,
+                    ..Default::default()
+                },
+                3,
+                0,
+                Reason::Hold,
+            )
+        },
+    ];
+    for r in rows {
+        let d = decide(&r.obs, &r.cfg, &r.history, 100_000);
+        assert_eq!(
+            (d.desired, d.retire.len(), d.reason),
+            (r.want_desired, r.want_retire, r.want_reason),
+            "{}: {d:?}",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn victims_are_the_longest_idle() {
+    let obs = Observation {
+        workers: vec![
+            idle("i-a", 100.0),
+            idle("i-b", 900.0),
+            idle("i-c", 400.0),
+            busy("i-d"),
+        ],
+        running: vec![Running {
+            remaining_secs: 10.0,
+        }],
+        current_desired: 4,
+        ..Default::default()
+    };
+    let d = decide(
+        &obs,
+        &PolicyConfig {
+            max_step_down: 2,
+            ..cfg()
+        },
+        &History::default(),
+        1_000_000,
+    );
+    assert_eq!(d.retire, vec!["i-b".to_owned(), "i-c".to_owned()]);
+    assert_eq!(d.desired, 2);
+}
+
+#[test]
+fn the_measured_boot_time_is_used() {
+    // With a 5 s boot, waiting 20 s for a slot misses the 10 s target and a launch is faster.
+    let obs = Observation {
+        waiting: waiting(&[0.0], 10.0),
+        running: vec![Running {
+            remaining_secs: 20.0,
+        }],
+        workers: vec![busy("i-1")],
+        current_desired: 1,
+        boot_secs: Some(5.0),
+        ..Default::default()
+    };
+    let c = PolicyConfig {
+        target_wait_secs: 10.0,
+        ..cfg()
+    };
+    assert_eq!(decide(&obs, &c, &History::default(), 0).desired, 2);
+    // With a 60 s boot, waiting 20 s for the slot is better.
+    let slow = Observation {
+        boot_secs: Some(60.0),
+        ..obs
+    };
+    assert_eq!(decide(&slow, &c, &History::default(), 0).desired, 1);
+}
+
+#[test]
+fn a_job_waiting_longer_than_a_launch_takes_gets_a_worker() {
+    // Estimates said a slot frees now, but the job has waited past target + boot: launch.
+    let obs = Observation {
+        waiting: waiting(&[90.0], 10.0),
+        running: vec![Running {
+            remaining_secs: 0.0,
+        }],
+        workers: vec![busy("i-1")],
+        current_desired: 1,
+        ..Default::default()
+    };
+    assert_eq!(decide(&obs, &cfg(), &History::default(), 0).desired, 2);
+}
+
+#[test]
+fn dry_run_still_decides() {
+    let obs = Observation {
+        waiting: waiting(&[0.0], 20.0),
+        ..Default::default()
+    };
+    let d = decide(
+        &obs,
+        &PolicyConfig {
+            dry_run: true,
+            ..cfg()
+        },
+        &History::default(),
+        0,
+    );
+    assert!(d.dry_run);
+    assert_eq!(d.desired, 1);
+}
+
+#[test]
+fn config_errors_name_the_setting() {
+    let e = PolicyConfig {
+        min_workers: 3,
+        max_workers: 2,
+        ..cfg()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(e.contains("max_workers"), "{e}");
+    let e = PolicyConfig {
+        target_wait_secs: -1.0,
+        ..cfg()
+    }
+    .validate()
+    .unwrap_err();
+    assert!(e.contains("target_wait_secs"), "{e}");
+    assert!(serde_json::from_str::<PolicyConfig>(r#"{"max_workerz": 3}"#).is_err());
+    let parsed: PolicyConfig = serde_json::from_str(r#"{"max_workers": 3}"#).unwrap();
+    assert_eq!((parsed.max_workers, parsed.slots_per_worker), (3, 1));
+}
+
+fn arb_obs() -> impl Strategy<Value = Observation> {
+    let waiting = prop::collection::vec((0.0..600.0f64, 0.0..900.0f64), 0..40).prop_map(|v| {
+        v.into_iter()
+            .map(|(a, e)| Waiting {
+                age_secs: a,
+                est_secs: e,
+            })
+            .collect()
+    });
+    let running = prop::collection::vec(0.0..900.0f64, 0..20).prop_map(|v| {
+        v.into_iter()
+            .map(|r| Running { remaining_secs: r })
+            .collect()
+    });
+    let workers = prop::collection::vec(
+        (
+            0u32..3,
+            any::<bool>(),
+            prop::option::of(0.0..2000.0f64),
+            0.0..3000.0f64,
+        ),
+        0..25,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, (jobs, protected, idle, age))| Worker {
+                id: format!("i-{i:03}"),
+                jobs,
+                protected,
+                idle_secs: if jobs == 0 { idle } else { None },
+                age_secs: age,
+            })
+            .collect()
+    });
+    let booting = prop::collection::vec(0.0..200.0f64, 0..5).prop_map(|v| {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, a)| Booting {
+                id: format!("b-{i}"),
+                age_secs: a,
+            })
+            .collect()
+    });
+    (
+        waiting,
+        running,
+        workers,
+        booting,
+        0u32..40,
+        prop::option::of(0.0..300.0f64),
+    )
+        .prop_map(
+            |(waiting, running, workers, booting, current_desired, boot_secs)| Observation {
+                waiting,
+                running,
+                workers,
+                booting,
+                current_desired,
+                boot_secs,
+            },
+        )
+}
+
+fn arb_cfg() -> impl Strategy<Value = PolicyConfig> {
+    (
+        0u32..4,
+        0u32..30,
+        1u32..5,
+        0.0..120.0f64,
+        1u32..60,
+        1u32..20,
+        0.0..300.0f64,
+    )
+        .prop_map(
+            |(min, extra, slots, target, up, down, window)| PolicyConfig {
+                min_workers: min,
+                max_workers: min + extra,
+                slots_per_worker: slots,
+                target_wait_secs: target,
+                max_step_up: up,
+                max_step_down: down,
+                scale_in_window_secs: window,
+                ..PolicyConfig::default()
+            },
+        )
+}
+
+fn arb_history() -> impl Strategy<Value = History> {
+    (
+        prop::collection::vec((0i64..1_000_000, 0u32..40), 0..10),
+        prop::option::of(0i64..1_000_000),
+    )
+        .prop_map(|(needs, last_busy_at)| History {
+            needs,
+            last_busy_at,
+            ..History::default()
+        })
+}
+
+proptest! {
+    #[test]
+    fn never_outside_min_and_max(obs in arb_obs(), cfg in arb_cfg(), h in arb_history(), now in 0i64..2_000_000) {
+        let d = decide(&obs, &cfg, &h, now);
+        prop_assert!(d.desired >= cfg.min_workers.min(cfg.max_workers.max(obs.busy_workers())));
+        prop_assert!(d.desired <= cfg.max_workers.max(obs.busy_workers()), "{d:?}");
+        if obs.busy_workers() <= cfg.max_workers {
+            prop_assert!(d.desired <= cfg.max_workers);
+            prop_assert!(d.desired >= cfg.min_workers);
+        }
+    }
+
+    #[test]
+    fn never_below_busy_workers_and_never_retires_a_busy_one(obs in arb_obs(), cfg in arb_cfg(), h in arb_history(), now in 0i64..2_000_000) {
+        let d = decide(&obs, &cfg, &h, now);
+        prop_assert!(d.desired >= obs.busy_workers());
+        for id in &d.retire {
+            let w = obs.workers.iter().find(|w| &w.id == id).expect("victims are workers");
+            prop_assert!(w.jobs == 0 && !w.protected, "retired a busy worker: {w:?}");
+        }
+    }
+
+    #[test]
+    fn never_scales_in_while_the_slo_is_missed(obs in arb_obs(), cfg in arb_cfg(), h in arb_history(), now in 0i64..2_000_000) {
+        let d = decide(&obs, &cfg, &h, now);
+        let missed = obs.waiting.iter().any(|w| w.age_secs > cfg.target_wait_secs);
+        if missed || !obs.waiting.is_empty() {
+            prop_assert!(d.retire.is_empty(), "{d:?}");
+            let capacity = obs.instances() + obs.current_desired.saturating_sub(obs.instances());
+            prop_assert!(d.desired >= capacity.min(cfg.max_workers.max(obs.busy_workers())), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_inputs_give_the_same_decision(obs in arb_obs(), cfg in arb_cfg(), h in arb_history(), now in 0i64..2_000_000) {
+        let a = decide(&obs, &cfg, &h, now);
+        let mut shuffled = obs.clone();
+        shuffled.waiting.reverse();
+        shuffled.running.reverse();
+        let b = decide(&obs, &cfg, &h, now);
+        let c = decide(&shuffled, &cfg, &h, now);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!((a.desired, a.launched), (c.desired, c.launched), "input order does not matter");
+    }
+}

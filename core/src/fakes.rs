@@ -642,6 +642,9 @@ pub enum FleetCall {
         instance: String,
         proceed: bool,
     },
+    StartAgent {
+        instance: String,
+    },
 }
 
 /// An Auto Scaling Group in memory that records every call. Instances appear and vanish only
@@ -794,5 +797,15 @@ impl LifecycleActions for MemoryFleet {
             proceed,
         });
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AgentLauncher for MemoryFleet {
+    async fn start_agent(&self, instance: &str) -> Result<String> {
+        lock(&self.calls).push(FleetCall::StartAgent {
+            instance: instance.to_owned(),
+        });
+        Ok(format!("cmd-{instance}"))
     }
 }

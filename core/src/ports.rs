@@ -349,6 +349,13 @@ pub trait LifecycleActions: Send + Sync {
     async fn complete(&self, hook: &str, instance_id: &str, proceed: bool) -> Result<()>;
 }
 
+/// Starts the render agent on an instance that is launching (SSM Run Command on AWS).
+#[async_trait]
+pub trait AgentLauncher: Send + Sync {
+    /// Runs the agent's unit (which checks itself before taking work); returns the command id.
+    async fn start_agent(&self, instance_id: &str) -> Result<String>;
+}
+
 /// Whether the cloud is about to take this instance away (scale-in, a spot interruption).
 #[async_trait]
 pub trait TerminationNotice: Send + Sync {

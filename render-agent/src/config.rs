@@ -51,6 +51,10 @@ pub struct Config {
     /// `RENDERFLEET_TERMINATION_HOOK`: the group's termination lifecycle hook; when set, the agent
     /// completes it after draining. Default none.
     pub termination_hook: Option<String>,
+    /// `RENDERFLEET_LAUNCH_HOOK`: the group's launch lifecycle hook; when set, the agent completes
+    /// it (CONTINUE) once its self-check passes, so the instance enters service only when it can
+    /// render. Default none.
+    pub launch_hook: Option<String>,
     /// `RENDERFLEET_WATCH_IMDS`: poll the instance metadata for a scale-in or spot interruption
     /// and drain on it. Default true unless `RENDERFLEET_INSTANCE_ID` is given (the local stack).
     pub watch_imds: bool,
@@ -170,6 +174,7 @@ impl Config {
             poll_wait: secs("RENDERFLEET_POLL_WAIT_SECS", 5)?,
             retry_backoff: secs("RENDERFLEET_RETRY_BACKOFF_SECS", 5)?,
             termination_hook: get("RENDERFLEET_TERMINATION_HOOK").filter(|v| !v.trim().is_empty()),
+            launch_hook: get("RENDERFLEET_LAUNCH_HOOK").filter(|v| !v.trim().is_empty()),
             watch_imds: parse(
                 &get,
                 "RENDERFLEET_WATCH_IMDS",

@@ -85,6 +85,18 @@ pub async fn run(
         tracing::warn!(error = %e, "could not write the first heartbeat");
     }
     tracing::info!(instance = %instance, slots = cfg.slots, "agent ready");
+    if let Some(hook) = cfg
+        .launch_hook
+        .as_deref()
+        .filter(|_| !shutdown.is_cancelled())
+    {
+        match deps.lifecycle.complete(hook, &instance, true).await {
+            Ok(()) => tracing::info!(hook, "launch lifecycle action completed"),
+            Err(e) => {
+                tracing::warn!(hook, error = %e, "could not complete the launch lifecycle action; it times out instead")
+            }
+        }
+    }
 
     let mut agent = Agent::new(deps.clone(), cfg.clone(), instance.clone(), shared.clone());
     let mut backoff = Duration::from_millis(500);

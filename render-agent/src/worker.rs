@@ -474,7 +474,16 @@ async fn attempt(
     match result {
         Ok((downloaded, rendered)) => {
             let engine_secs = rendered.as_secs_f64();
-            let duration = match ctx.deps.prober.duration(&output).await {
+            // The probe and the upload run side by side. An output the probe cannot read is then
+            // uploaded but never referenced: the retry overwrites it, or the bucket's lifecycle
+            // expires it.
+            let key = output_key(&job.tenant, job.id.as_str());
+            let uploading = Instant::now();
+            let (probed, uploaded) = tokio::join!(ctx.deps.prober.duration(&output), async {
+                let r = ctx.deps.media.put_file(&key, &output, "video/mp4").await;
+                (r, uploading.elapsed().as_secs_f64())
+            });
+            let duration = match probed {
                 Ok(v) => v,
                 Err(e) => {
                     return (
@@ -483,18 +492,15 @@ async fn attempt(
                     );
                 }
             };
-            let key = output_key(&job.tenant, job.id.as_str());
-            let uploading = Instant::now();
-            let size = match ctx.deps.media.put_file(&key, &output, "video/mp4").await {
-                Ok(n) => n,
-                Err(e) => {
+            let (size, upload_secs) = match uploaded {
+                (Ok(n), secs) => (n, secs),
+                (Err(e), _) => {
                     return (
                         retry_or_fail(ctx, job, d, &format!("upload failed: {e}")).await,
                         None,
                     );
                 }
             };
-            let upload_secs = uploading.elapsed().as_secs_f64();
             let end = finish(
                 ctx,
                 job,
@@ -522,8 +528,7 @@ async fn attempt(
                             MetricUnit::None,
                         ),
                     ],
-                )
-                .await;
+                );
                 let wall_secs = received.elapsed().as_secs_f64();
                 tracing::info!(
                     wall_secs,
@@ -704,8 +709,7 @@ async fn finish(ctx: &JobCtx, job: &Job, d: &Delivery, outcome: Outcome) -> JobE
                     publish(
                         ctx,
                         vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
-                    )
-                    .await;
+                    );
                     tracing::warn!(code, "job failed");
                 }
                 return end;
@@ -777,8 +781,7 @@ async fn retry_or_fail(ctx: &JobCtx, job: &Job, d: &Delivery, message: &str) -> 
         publish(
             ctx,
             vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
-        )
-        .await;
+        );
         tracing::error!(message, "job failed: retries exhausted");
         return end;
     }
@@ -812,10 +815,18 @@ async fn release(ctx: &JobCtx, job: &Job, d: &Delivery, after: Duration, why: &s
     JobEnd::Released(why.to_owned())
 }
 
-async fn publish(ctx: &JobCtx, data: Vec<MetricDatum>) {
-    if let Err(e) = ctx.deps.metrics.publish(&data).await {
-        tracing::warn!(error = %e, "could not publish metrics");
-    }
+/// Publishes in the background: metrics never hold up a job's end.
+fn publish(ctx: &JobCtx, data: Vec<MetricDatum>) {
+    use tracing::Instrument;
+    let metrics = ctx.deps.metrics.clone();
+    tokio::spawn(
+        async move {
+            if let Err(e) = metrics.publish(&data).await {
+                tracing::warn!(error = %e, "could not publish metrics");
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 /// The heartbeat the agent writes now.

@@ -100,6 +100,7 @@ struct World {
     agent: Agent,
     shared: Arc<Mutex<Shared>>,
     work: tempfile::TempDir,
+    deps: Deps,
 }
 
 fn config(work: &Path, slots: u32) -> Config {
@@ -134,7 +135,7 @@ fn world(script: Script, slots: u32) -> World {
     };
     let shared = Arc::new(Mutex::new(Shared::default()));
     let agent = Agent::new(
-        deps,
+        deps.clone(),
         Arc::new(config(work.path(), slots)),
         "i-test".into(),
         shared.clone(),
@@ -148,6 +149,7 @@ fn world(script: Script, slots: u32) -> World {
         agent,
         shared,
         work,
+        deps,
     }
 }
 
@@ -431,4 +433,52 @@ async fn takes_no_more_jobs_than_slots() {
         .count();
     assert_eq!(queued, 1);
     let _ = &w.media;
+}
+
+#[tokio::test]
+async fn completes_the_launch_hook_when_ready_and_the_termination_hook_after_draining() {
+    let w = world(Script::Succeed, 1);
+    let mut cfg = config(w.work.path(), 1);
+    cfg.launch_hook = Some("rf-launch".into());
+    cfg.termination_hook = Some("rf-terminate".into());
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(render_agent::run(
+        w.deps.clone(),
+        cfg,
+        "i-test".into(),
+        shutdown.clone(),
+    ));
+    let launch = FleetCall::CompleteLifecycle {
+        hook: "rf-launch".into(),
+        instance: "i-test".into(),
+        proceed: true,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !w.fleet.calls().contains(&launch) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            w.fleet.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+    let hooks: Vec<_> = w
+        .fleet
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, FleetCall::CompleteLifecycle { .. }))
+        .collect();
+    assert_eq!(
+        hooks,
+        vec![
+            launch,
+            FleetCall::CompleteLifecycle {
+                hook: "rf-terminate".into(),
+                instance: "i-test".into(),
+                proceed: true
+            }
+        ]
+    );
 }

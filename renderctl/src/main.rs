@@ -389,18 +389,37 @@ async fn scaling_history(limit: usize, json: bool) -> anyhow::Result<i32> {
     }
     println!(
         "{:<24} {:<9} {:>7} {:>6} {:>7} {:>7} {:>5} {:>6} {:>9} {:>9} {:>6}  acted",
-        "at", "reason", "desired", "ready", "booting", "waiting", "busy", "retire", "oldest s",
-        "backlog s", "boot s"
+        "at",
+        "reason",
+        "desired",
+        "ready",
+        "booting",
+        "waiting",
+        "busy",
+        "retire",
+        "oldest s",
+        "backlog s",
+        "boot s"
     );
     for (at, record) in &decisions {
         let r: serde_json::Value = serde_json::from_str(record)
             .with_context(|| format!("decision at {} is not JSON", to_rfc3339(*at)))?;
-        let num = |p: &str| r.pointer(p).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
-        let len = |p: &str| r.pointer(p).and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+        let num = |p: &str| {
+            r.pointer(p)
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0)
+        };
+        let len = |p: &str| {
+            r.pointer(p)
+                .and_then(serde_json::Value::as_array)
+                .map_or(0, Vec::len)
+        };
         println!(
             "{:<24} {:<9} {:>7} {:>6} {:>7} {:>7} {:>5} {:>6} {:>9.1} {:>9.1} {:>6.1}  {}",
             to_rfc3339(*at),
-            r.pointer("/decision/reason").and_then(serde_json::Value::as_str).unwrap_or("?"),
+            r.pointer("/decision/reason")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?"),
             num("/decision/desired"),
             len("/observation/workers"),
             len("/observation/booting"),

@@ -2,6 +2,8 @@
 //! free ports (through `renderctl dev up`, the same path users take), talk to it over HTTP and the
 //! AWS APIs, check outputs with ffprobe, and stop it by pid when the test ends, pass or fail.
 
+pub mod runtime_api;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -364,10 +366,15 @@ pub fn free_port() -> u16 {
 }
 
 impl Stack {
+    /// The stack's jobs table.
+    pub async fn table(&self) -> renderfleet_core::aws::DynamoStore {
+        renderfleet_core::aws::DynamoStore::new(&self.sdk().await, &self.names.table)
+    }
+
     /// The job as the table holds it (with the instance running it).
     pub async fn job_record(&self, id: &str) -> anyhow::Result<renderfleet_core::job::Job> {
         use renderfleet_core::ports::JobStore;
-        let store = renderfleet_core::aws::DynamoStore::new(&self.sdk().await, &self.names.table);
+        let store = self.table().await;
         let id = renderfleet_core::ids::JobId::parse(id).context("a job id")?;
         store.get(&id).await?.context("no such job")
     }

@@ -8,7 +8,7 @@ use aws_sdk_ssm::types::ParameterType;
 use super::classify;
 use crate::Result;
 use crate::names::ResourceNames;
-use crate::ports::{AgentDirectory, HealthReporter, Heartbeat};
+use crate::ports::{AgentDirectory, AgentLauncher, HealthReporter, Heartbeat};
 
 #[derive(Clone, Debug)]
 pub struct SsmParameters {
@@ -110,5 +110,38 @@ impl AgentDirectory for SsmParameters {
             }
         }
         Ok(out)
+    }
+}
+
+/// The commands SSM Run Command runs on a launching worker: start the agent's unit (installed by
+/// the launch template's user data; the agent checks itself before taking work) and fail the
+/// command if it does not come up.
+const START_AGENT: &[&str] = &[
+    "set -eu",
+    "systemctl enable --now renderfleet-agent.service",
+    "systemctl is-active renderfleet-agent.service",
+];
+
+#[async_trait]
+impl AgentLauncher for SsmParameters {
+    async fn start_agent(&self, instance_id: &str) -> Result<String> {
+        let out = self
+            .client
+            .send_command()
+            .document_name("AWS-RunShellScript")
+            .instance_ids(instance_id)
+            .comment(format!(
+                "renderfleet {}: start the render agent",
+                self.names.env
+            ))
+            .timeout_seconds(120)
+            .parameters(
+                "commands",
+                START_AGENT.iter().map(|c| (*c).to_owned()).collect(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("SendCommand", e))?;
+        Ok(out.command.and_then(|c| c.command_id).unwrap_or_default())
     }
 }

@@ -25,9 +25,12 @@ pub struct Config {
     /// `RENDERFLEET_HEARTBEAT_STALE_SECS`: a heartbeat older than this no longer counts.
     /// Default 45 (the agent reports every 10 s).
     pub heartbeat_stale: Duration,
-    /// `RENDERFLEET_BOOT_TIMEOUT_SECS`: an in-service instance whose agent has not reported for
-    /// this long is replaced. Default 600.
+    /// `RENDERFLEET_BOOT_TIMEOUT_SECS`: an in-service instance whose agent has never reported
+    /// this long after it appeared is replaced. Default 600.
     pub boot_timeout: Duration,
+    /// `RENDERFLEET_UNHEALTHY_GRACE_SECS`: an agent reporting `unhealthy` (its self-check fails)
+    /// on an instance older than this is replaced. Default 120.
+    pub unhealthy_grace: Duration,
     /// `RENDERFLEET_DECISION_TTL_HOURS`: how long decisions are kept in the history. Default 72.
     pub decision_ttl: Duration,
 }
@@ -132,6 +135,7 @@ impl Config {
         }
         let stale: u64 = var(&get, "RENDERFLEET_HEARTBEAT_STALE_SECS", 45)?;
         let boot_timeout: u64 = var(&get, "RENDERFLEET_BOOT_TIMEOUT_SECS", 600)?;
+        let unhealthy_grace: u64 = var(&get, "RENDERFLEET_UNHEALTHY_GRACE_SECS", 120)?;
         let hours: u64 = var(&get, "RENDERFLEET_DECISION_TTL_HOURS", 72)?;
         Ok(Self {
             names,
@@ -139,6 +143,7 @@ impl Config {
             seconds_per_unit,
             heartbeat_stale: Duration::from_secs(stale),
             boot_timeout: Duration::from_secs(boot_timeout),
+            unhealthy_grace: Duration::from_secs(unhealthy_grace),
             decision_ttl: Duration::from_secs(hours * 3600),
         })
     }

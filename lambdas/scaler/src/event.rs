@@ -10,10 +10,23 @@ pub enum Invocation {
     /// The EventBridge schedule (or a manual invoke with `{"action": "tick"}`).
     Tick,
     /// `EC2 Instance-launch Lifecycle Action` or `EC2 Instance-terminate Lifecycle Action`.
-    Lifecycle {
-        transition: String,
-        instance: String,
-    },
+    Lifecycle(LifecycleEvent),
+}
+
+/// An instance launching or terminating, paused by a lifecycle hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LifecycleEvent {
+    /// `autoscaling:EC2_INSTANCE_LAUNCHING` or `autoscaling:EC2_INSTANCE_TERMINATING`.
+    pub transition: String,
+    pub instance: String,
+    /// The hook that holds the instance, when the event names it.
+    pub hook: Option<String>,
+}
+
+impl LifecycleEvent {
+    pub fn launching(&self) -> bool {
+        self.transition.ends_with("LAUNCHING")
+    }
 }
 
 /// A payload the scaler does not handle.
@@ -36,10 +49,11 @@ pub fn classify(payload: &Value) -> Result<Invocation, UnsupportedEvent> {
                     .map(str::to_owned)
                     .ok_or_else(|| UnsupportedEvent(format!("{d} without detail.{k}")))
             };
-            Ok(Invocation::Lifecycle {
+            Ok(Invocation::Lifecycle(LifecycleEvent {
                 transition: field("LifecycleTransition")?,
                 instance: field("EC2InstanceId")?,
-            })
+                hook: field("LifecycleHookName").ok(),
+            }))
         }
         _ if payload.get("action").and_then(Value::as_str) == Some("tick") => Ok(Invocation::Tick),
         (Some(s), Some(d)) => Err(UnsupportedEvent(format!("source {s:?}, detail-type {d:?}"))),
@@ -92,10 +106,11 @@ mod tests {
         });
         assert_eq!(
             classify(&launch).unwrap(),
-            Invocation::Lifecycle {
+            Invocation::Lifecycle(LifecycleEvent {
                 transition: "autoscaling:EC2_INSTANCE_LAUNCHING".into(),
-                instance: "i-0123456789abcdef0".into()
-            }
+                instance: "i-0123456789abcdef0".into(),
+                hook: Some("renderfleet-dev-launch".into()),
+            })
         );
         let mut broken = launch.clone();
         broken["detail"] = json!({});

@@ -10,4 +10,4 @@ pub mod event;
 mod tick;
 
 pub use config::Config;
-pub use tick::{Deps, TickReport, tick};
+pub use tick::{Deps, TickReport, on_lifecycle, tick};

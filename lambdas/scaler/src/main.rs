@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
 use renderfleet_core::aws::{AsgFleet, CloudWatchMetrics, DynamoStore, SqsQueue, SsmParameters};
 use renderfleet_core::clock::now_ms;
-use scaler::{Config, Deps, event, tick};
+use scaler::{Config, Deps, event, on_lifecycle, tick};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -96,11 +96,15 @@ async fn build_deps(config: &Config) -> anyhow::Result<Deps> {
     let queue = SqsQueue::connect(&sdk, &config.names.queue)
         .await
         .with_context(|| format!("queue {}", config.names.queue))?;
+    let fleet = Arc::new(AsgFleet::new(&sdk, &config.names.asg));
+    let ssm = Arc::new(SsmParameters::new(&sdk, config.names.clone()));
     Ok(Deps {
         work: store.clone(),
+        ledger: store.clone(),
         queue: Arc::new(queue),
-        fleet: Arc::new(AsgFleet::new(&sdk, &config.names.asg)),
-        agents: Arc::new(SsmParameters::new(&sdk, config.names.clone())),
+        fleet,
+        agents: ssm.clone(),
+        launcher: ssm,
         memory: store,
         metrics: Arc::new(CloudWatchMetrics::new(&sdk, &config.names.env)),
     })
@@ -117,18 +121,14 @@ async fn invoke(
     deadline: Instant,
 ) -> anyhow::Result<Value> {
     match event::classify(payload)? {
-        event::Invocation::Lifecycle {
-            transition,
-            instance,
-        } => {
-            tracing::info!(%transition, %instance, "lifecycle event");
-            let report = tick(deps, config, now_ms()).await?;
+        event::Invocation::Lifecycle(ev) => {
+            let report = on_lifecycle(deps, config, &ev, now_ms()).await?;
             Ok(serde_json::to_value(&report.decision)?)
         }
         event::Invocation::Tick => {
             let every = Duration::from_secs_f64(config.policy.tick_secs.max(1.0));
-            // Stop a tick's length before the next scheduled invocation and the Lambda deadline.
-            let until = (Instant::now() + Duration::from_secs(60) - every).min(deadline);
+            // The last tick starts before the next scheduled invocation and the Lambda deadline.
+            let until = (Instant::now() + Duration::from_secs(58)).min(deadline);
             let mut ticks = 0u32;
             let mut last = None;
             loop {
@@ -145,7 +145,7 @@ async fn invoke(
                 }
                 ticks += 1;
                 let next = started + every;
-                if next + Duration::from_secs(2) > until {
+                if next >= until {
                     break;
                 }
                 tokio::time::sleep_until(next.into()).await;

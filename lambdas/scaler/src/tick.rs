@@ -12,8 +12,8 @@ use std::sync::Arc;
 use renderfleet_core::clock::EpochMillis;
 use renderfleet_core::job::JobState;
 use renderfleet_core::ports::{
-    ActiveWork, AgentDirectory, Fleet, FleetState, Heartbeat, Lifecycle, MetricDatum, MetricUnit,
-    MetricsSink, QueueCounters, QueueDepth, ScalerMemory,
+    ActiveWork, AgentDirectory, AgentLauncher, AgentState, Fleet, FleetState, Heartbeat, JobLedger,
+    Lifecycle, MetricDatum, MetricUnit, MetricsSink, QueueCounters, QueueDepth, ScalerMemory,
 };
 use scaling_policy::{Booting, Decision, History, Observation, Running, Waiting, Worker, decide};
 use serde::{Deserialize, Serialize};
@@ -24,11 +24,14 @@ use crate::Config;
 #[derive(Clone)]
 pub struct Deps {
     pub work: Arc<dyn ActiveWork>,
+    /// To hand the jobs of a replaced worker back to the queue.
+    pub ledger: Arc<dyn JobLedger>,
     pub queue: Arc<dyn QueueDepth>,
     pub fleet: Arc<dyn Fleet>,
     pub agents: Arc<dyn AgentDirectory>,
     pub memory: Arc<dyn ScalerMemory>,
     pub metrics: Arc<dyn MetricsSink>,
+    pub launcher: Arc<dyn AgentLauncher>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -153,6 +156,21 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
                 Ok(()) => replaced.push(id.clone()),
                 Err(e) => tracing::warn!(instance = %id, error = %e, "cannot replace instance"),
             }
+            // Its jobs go back to `queued` at once, so they count as waiting work and the next
+            // delivery of their messages is rendered elsewhere.
+            for j in active.iter().filter(|j| {
+                j.state == JobState::Running && j.instance_id.as_deref() == Some(id.as_str())
+            }) {
+                match deps.ledger.release(&j.id, j.attempts, id, now).await {
+                    Ok(true) => {
+                        tracing::info!(job_id = %j.id, instance = %id, "job of a replaced worker requeued")
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(job_id = %j.id, error = %e, "cannot requeue the job of a replaced worker")
+                    }
+                }
+            }
         }
         if decision.retire.is_empty() {
             // Re-asserting an unchanged capacity is harmless, and lets the group remove
@@ -208,6 +226,34 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
     Ok(report)
 }
 
+/// Handles an instance launching or terminating, then ticks so the fleet re-plans at once.
+///
+/// Launching: asks SSM Run Command to start the agent's unit (the user data enables it too; the
+/// command makes the start explicit and visible in SSM's history). A command that cannot be sent,
+/// typically because the instance's SSM agent has not registered yet, is only logged: the agent
+/// completes the launch hook itself once its self-check passes, and the hook's timeout abandons
+/// an instance whose agent never comes up. Terminating: the agent drains and completes the hook;
+/// the scaler only re-plans.
+pub async fn on_lifecycle(
+    deps: &Deps,
+    cfg: &Config,
+    ev: &crate::event::LifecycleEvent,
+    now: EpochMillis,
+) -> anyhow::Result<TickReport> {
+    tracing::info!(transition = %ev.transition, instance = %ev.instance, "lifecycle event");
+    if ev.launching() && !cfg.policy.dry_run {
+        match deps.launcher.start_agent(&ev.instance).await {
+            Ok(command) => tracing::info!(instance = %ev.instance, command, "agent start sent"),
+            Err(e) => tracing::warn!(
+                instance = %ev.instance,
+                error = %e,
+                "cannot send the agent start; the unit starts at boot and the hook times out if it never does"
+            ),
+        }
+    }
+    tick(deps, cfg, now).await
+}
+
 /// Terminates each chosen worker with a decrement, after a fresh look at the group confirms it
 /// is still in service and unprotected: an agent protects its instance before it takes a job, so
 /// a worker that became busy since the observation is spared.
@@ -233,7 +279,8 @@ async fn retire(deps: &Deps, decision: &Decision) -> anyhow::Result<Vec<String>>
 struct Seeing {
     workers: Vec<Worker>,
     booting: Vec<Booting>,
-    /// In-service instances whose agent has not reported within the boot timeout.
+    /// In-service instances to replace: the agent reports `unhealthy` past the grace period,
+    /// its heartbeat went stale, or it never reported within the boot timeout.
     stale: Vec<String>,
 }
 
@@ -260,8 +307,20 @@ impl Seeing {
                 measured: false,
             });
             let age_secs = secs_between(seen.first_seen, now);
-            let beat = beats.get(&inst.id).filter(|hb| now - hb.ts <= stale_ms);
+            let last = beats.get(&inst.id);
+            let beat = last.filter(|hb| now - hb.ts <= stale_ms);
             match (&inst.lifecycle, beat) {
+                (Lifecycle::InService, Some(hb))
+                    if hb.state == AgentState::Unhealthy
+                        && age_secs > cfg.unhealthy_grace.as_secs_f64() =>
+                {
+                    tracing::warn!(instance = %inst.id, "agent unhealthy past its grace; replacing");
+                    out.stale.push(inst.id.clone());
+                }
+                (Lifecycle::InService, None) if last.is_some() => {
+                    tracing::warn!(instance = %inst.id, "agent heartbeat stale; replacing");
+                    out.stale.push(inst.id.clone());
+                }
                 (Lifecycle::Pending, _) => out.booting.push(Booting {
                     id: inst.id.clone(),
                     age_secs,
@@ -286,7 +345,7 @@ impl Seeing {
                     });
                 }
                 (Lifecycle::InService, None) => {
-                    if age_secs > cfg.boot_timeout.as_secs_f64() && !inst.protected {
+                    if age_secs > cfg.boot_timeout.as_secs_f64() {
                         out.stale.push(inst.id.clone());
                     } else if inst.protected {
                         // Protected but silent: an agent mid-job whose heartbeat lags. Busy.
@@ -344,6 +403,11 @@ fn metrics_of(r: &TickReport) -> Vec<MetricDatum> {
         MetricDatum::new("BootingWorkers", c.booting as f64, MetricUnit::Count),
         MetricDatum::new("BusyWorkers", c.busy as f64, MetricUnit::Count),
         MetricDatum::new("BootSeconds", d.boot_secs, MetricUnit::Seconds),
+        MetricDatum::new(
+            "ReplacedWorkers",
+            r.replaced.len() as f64,
+            MetricUnit::Count,
+        ),
     ];
     let reason = serde_json::to_value(d.reason)
         .ok()

@@ -276,6 +276,8 @@ async fn start_all(
 
     let mut scaler_env = env.clone();
     scaler_env.extend(scaler_settings);
+    // `--service-env` has the last word, so a test or a user can try another policy setting.
+    scaler_env.extend(opts.extra_env.iter().cloned());
     let scaler = process::spawn_detached(
         &opts.bin_dir.join("scaler"),
         &[

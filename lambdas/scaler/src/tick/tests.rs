@@ -25,11 +25,13 @@ fn world_with(fleet_port: Option<Arc<dyn Fleet>>) -> World {
     let metrics = MemoryMetrics::new();
     let deps = Deps {
         work: Arc::new(store.clone()),
+        ledger: Arc::new(store.clone()),
         queue: Arc::new(MemoryQueue::new()),
         fleet: fleet_port.unwrap_or_else(|| Arc::new(fleet.clone())),
         agents: Arc::new(health.clone()),
         memory: Arc::new(store.clone()),
         metrics: Arc::new(metrics.clone()),
+        launcher: Arc::new(fleet.clone()),
     };
     World {
         deps,
@@ -276,4 +278,123 @@ async fn dry_run_decides_without_acting() {
     let r = tick(&w.deps, &c, 1_000).await.unwrap();
     assert_eq!((r.decision.desired, r.acted), (1, false));
     assert!(w.fleet.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_launching_instance_gets_its_agent_started_and_the_fleet_re_plans() {
+    let w = world();
+    w.store.put_job(job(1_000));
+    let ev = crate::event::LifecycleEvent {
+        transition: "autoscaling:EC2_INSTANCE_LAUNCHING".into(),
+        instance: "i-new".into(),
+        hook: Some("rf-launch".into()),
+    };
+    let r = on_lifecycle(&w.deps, &cfg(), &ev, 2_000).await.unwrap();
+    assert_eq!(r.decision.desired, 1);
+    assert_eq!(
+        w.fleet.calls(),
+        vec![
+            FleetCall::StartAgent {
+                instance: "i-new".into()
+            },
+            FleetCall::SetDesired(1)
+        ]
+    );
+    let term = crate::event::LifecycleEvent {
+        transition: "autoscaling:EC2_INSTANCE_TERMINATING".into(),
+        ..ev
+    };
+    on_lifecycle(&w.deps, &cfg(), &term, 3_000).await.unwrap();
+    assert!(
+        !w.fleet
+            .calls()
+            .iter()
+            .any(|c| matches!(c, FleetCall::CompleteLifecycle { .. })),
+        "the draining agent completes the termination, not the scaler"
+    );
+}
+
+/// A launcher that cannot reach the instance.
+struct Unreachable;
+
+#[async_trait]
+impl AgentLauncher for Unreachable {
+    async fn start_agent(&self, _: &str) -> renderfleet_core::Result<String> {
+        Err(renderfleet_core::Error::Config(
+            "no SSM agent on the instance".into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_launch_whose_agent_start_cannot_be_sent_is_left_to_the_agent_and_the_hook_timeout() {
+    let mut w = world();
+    w.deps.launcher = Arc::new(Unreachable);
+    w.store.put_job(job(1_000));
+    let ev = crate::event::LifecycleEvent {
+        transition: "autoscaling:EC2_INSTANCE_LAUNCHING".into(),
+        instance: "i-new".into(),
+        hook: Some("rf-launch".into()),
+    };
+    let r = on_lifecycle(&w.deps, &cfg(), &ev, 2_000).await.unwrap();
+    assert_eq!(r.decision.desired, 1, "the tick still runs");
+    assert_eq!(
+        w.fleet.calls(),
+        vec![FleetCall::SetDesired(1)],
+        "nothing abandoned"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_gone_silent_is_replaced_and_its_job_requeued() {
+    let w = world();
+    w.fleet.set_state(FleetState {
+        desired: 1,
+        max: 4,
+        instances: vec![instance("i-hung", true)],
+        ..FleetState::default()
+    });
+    let mut j = job(0);
+    j.state = JobState::Running;
+    j.started_at = Some(1_000);
+    j.attempts = 1;
+    j.instance_id = Some("i-hung".into());
+    let id = j.id.clone();
+    w.store.put_job(j);
+    beat(&w, "i-hung", 0, 2_000, 1).await;
+    let r = tick(&w.deps, &cfg(), 10_000).await.unwrap();
+    assert!(r.replaced.is_empty(), "a fresh heartbeat: {r:?}");
+    // 45 s without a heartbeat (the default threshold) and it is replaced, busy or not.
+    let r = tick(&w.deps, &cfg(), 48_000).await.unwrap();
+    assert_eq!(r.replaced, vec!["i-hung".to_string()]);
+    assert!(w.fleet.calls().contains(&FleetCall::Terminate {
+        instance: "i-hung".into(),
+        decrement: false
+    }));
+    let job = w.store.jobs().into_iter().find(|j| j.id == id).unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+}
+
+async fn unhealthy_beat(w: &World, id: &str, ts: EpochMillis) {
+    beat(w, id, 0, ts, 0).await;
+    let mut hb = w.health.get(id).unwrap();
+    hb.state = AgentState::Unhealthy;
+    w.health.report(id, &hb).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_unhealthy_past_its_grace_is_replaced() {
+    let w = world();
+    w.fleet.set_state(FleetState {
+        desired: 1,
+        max: 4,
+        instances: vec![instance("i-sick", false)],
+        ..FleetState::default()
+    });
+    unhealthy_beat(&w, "i-sick", 1_000).await;
+    let r = tick(&w.deps, &cfg(), 1_000).await.unwrap();
+    assert!(r.replaced.is_empty(), "within the grace: {r:?}");
+    unhealthy_beat(&w, "i-sick", 130_000).await;
+    let r = tick(&w.deps, &cfg(), 130_000).await.unwrap();
+    assert_eq!(r.replaced, vec!["i-sick".to_string()]);
 }

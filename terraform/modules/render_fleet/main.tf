@@ -1,0 +1,319 @@
+# The workers: a launch template that installs and starts the render agent, and the Auto Scaling
+# group the scaler sizes. The scaler owns desired_capacity; busy agents protect their own instance
+# from scale-in; the termination hook gives a draining agent time to finish.
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+data "aws_ssm_parameter" "ami" {
+  count = var.ami_id == null ? 1 : 0
+  name  = var.ami_ssm_parameter
+}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  region    = data.aws_region.current.name
+  partition = data.aws_partition.current.partition
+
+  asg_name         = "renderfleet-${var.environment}-workers"
+  ssm_prefix       = "/renderfleet/${var.environment}"
+  launch_hook      = "renderfleet-${var.environment}-launch"
+  termination_hook = "renderfleet-${var.environment}-terminate"
+  role_name        = "renderfleet-${var.environment}-worker"
+  ami_id           = var.ami_id == null ? data.aws_ssm_parameter.ami[0].value : var.ami_id
+
+  # The group's ARN by name, so the instance role need not wait for the group to exist.
+  asg_arn = "arn:${local.partition}:autoscaling:${local.region}:${local.account}:autoScalingGroup:*:autoScalingGroupName/${local.asg_name}"
+
+  # What render-agent/src/config.rs reads, besides RENDERFLEET_ENV and RENDERFLEET_WORK_DIR that
+  # install.sh writes itself.
+  agent_environment = {
+    RENDERFLEET_SLOTS            = var.slots_per_worker
+    RENDERFLEET_VISIBILITY_SECS  = var.visibility_timeout_secs
+    RENDERFLEET_HEARTBEAT_SECS   = var.heartbeat_secs
+    RENDERFLEET_DRAIN_GRACE_SECS = var.drain_grace_secs
+    RENDERFLEET_TERMINATION_HOOK = local.termination_hook
+    RENDERFLEET_LAUNCH_HOOK      = local.launch_hook
+    RENDERFLEET_LOG              = var.log_filter
+    AWS_REGION                   = local.region
+  }
+  agent_env_args = join(" ", [for k, v in local.agent_environment : "'${k}=${v}'"])
+
+  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
+    install_sh_b64 = filebase64("${path.module}/../../../render-agent/deploy/install.sh")
+    unit_b64       = filebase64("${path.module}/../../../render-agent/deploy/renderfleet-agent.service")
+    environment    = var.environment
+    region         = local.region
+    bucket         = var.bucket_name
+    artifact_key   = var.agent_artifact_key
+    role_name      = local.role_name
+    agent_env_args = local.agent_env_args
+  })
+
+  spot = var.spot != null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Instance role: exactly what core/src/aws does for the agent.
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "worker" {
+  name               = local.role_name
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+data "aws_iam_policy_document" "worker" {
+  # SqsQueue: connect, receive, delete, set_visibility.
+  statement {
+    sid       = "TakeJobs"
+    actions   = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = [var.queue_arn]
+  }
+
+  # JobLedger (claim, heartbeat, finish, release: conditional updates; get after a lost claim)
+  # and AssetStore::get_asset; only job and asset items.
+  statement {
+    sid       = "OwnJobsAndAssets"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [var.table_arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["JOB#*", "ASSET#*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadAssetsAndTheAgentRelease"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/assets/*", "${var.bucket_arn}/${var.agent_artifact_key}"]
+  }
+
+  statement {
+    sid       = "WriteOutputs"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arn}/outputs/*"]
+  }
+
+  # HealthReporter: report and withdraw its heartbeat under its own environment's path.
+  statement {
+    sid       = "Heartbeats"
+    actions   = ["ssm:PutParameter", "ssm:DeleteParameter"]
+    resources = ["arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${local.ssm_prefix}/agents/*"]
+  }
+
+  # ScaleInProtection and the termination hook, on its own group only.
+  statement {
+    sid       = "OwnGroup"
+    actions   = ["autoscaling:SetInstanceProtection", "autoscaling:CompleteLifecycleAction"]
+    resources = [local.asg_arn]
+  }
+
+  # PutMetricData has no resource-level permissions: AWS requires "*"; the condition keeps it to
+  # renderfleet's namespace.
+  statement {
+    sid       = "MetricsInOwnNamespace"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["RenderFleet"]
+    }
+  }
+
+  statement {
+    sid       = "UseEnvironmentKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "worker" {
+  name   = "render-agent"
+  role   = aws_iam_role.worker.id
+  policy = data.aws_iam_policy_document.worker.json
+}
+
+# The SSM agent's own permissions (AWS-managed): the scaler starts the render agent through Run
+# Command on launch, and operators get Session Manager instead of SSH (no inbound port is open).
+resource "aws_iam_role_policy_attachment" "ssm_core" {
+  role       = aws_iam_role.worker.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "worker" {
+  name = local.role_name
+  role = aws_iam_role.worker.name
+}
+
+# ---------------------------------------------------------------------------------------------
+# Network: nothing comes in; out go HTTPS (AWS APIs) and HTTP (Debian mirrors for ffmpeg).
+
+resource "aws_security_group" "worker" {
+  name        = "${local.role_name}s"
+  description = "renderfleet ${var.environment} render workers: no inbound"
+  vpc_id      = var.vpc_id
+
+  tags = { Name = "${local.role_name}s" }
+}
+
+resource "aws_vpc_security_group_egress_rule" "worker" {
+  for_each          = toset(["80", "443"])
+  security_group_id = aws_security_group.worker.id
+  description       = each.key == "443" ? "AWS APIs and the agent binary over HTTPS" : "Debian package mirrors"
+  ip_protocol       = "tcp"
+  from_port         = tonumber(each.key)
+  to_port           = tonumber(each.key)
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Launch template and group
+
+resource "aws_launch_template" "worker" {
+  name                   = local.role_name
+  image_id               = local.ami_id
+  update_default_version = true
+  user_data              = base64encode(local.user_data)
+  ebs_optimized          = true
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.worker.arn
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required" # IMDSv2 only
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  monitoring {
+    enabled = true
+  }
+
+  network_interfaces {
+    associate_public_ip_address = false
+    security_groups             = [aws_security_group.worker.id]
+    delete_on_termination       = true
+  }
+
+  block_device_mappings {
+    device_name = var.root_device_name
+
+    ebs {
+      volume_size           = var.root_volume_gb
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = { Name = "${local.role_name}" }
+  }
+
+  tag_specifications {
+    resource_type = "volume"
+    tags          = { Name = "${local.role_name}" }
+  }
+}
+
+resource "aws_autoscaling_group" "workers" {
+  name                = local.asg_name
+  min_size            = var.min_workers
+  max_size            = var.max_workers
+  vpc_zone_identifier = var.private_subnet_ids
+  health_check_type   = "EC2"
+  capacity_rebalance  = local.spot
+  # The scaler picks which idle worker goes; AZ rebalancing would pick for it.
+  suspended_processes   = ["AZRebalance"]
+  protect_from_scale_in = false
+  enabled_metrics       = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTerminatingInstances", "GroupTotalInstances"]
+
+  mixed_instances_policy {
+    instances_distribution {
+      on_demand_base_capacity                  = local.spot ? var.spot.on_demand_base_capacity : 0
+      on_demand_percentage_above_base_capacity = local.spot ? var.spot.on_demand_percentage_above_base : 100
+      spot_allocation_strategy                 = "price-capacity-optimized"
+    }
+
+    launch_template {
+      launch_template_specification {
+        launch_template_id = aws_launch_template.worker.id
+        version            = "$Latest"
+      }
+
+      dynamic "override" {
+        for_each = var.instance_types
+        content {
+          instance_type = override.value
+        }
+      }
+    }
+  }
+
+  dynamic "warm_pool" {
+    for_each = var.warm_pool == null ? [] : [var.warm_pool]
+    content {
+      pool_state                  = "Stopped"
+      min_size                    = warm_pool.value.min_size
+      max_group_prepared_capacity = warm_pool.value.max_prepared
+
+      instance_reuse_policy {
+        reuse_on_scale_in = false
+      }
+    }
+  }
+
+  # The agent completes the launch hook (RENDERFLEET_LAUNCH_HOOK) once its self-check passes, so
+  # a worker enters service only when it can render; one that never gets there is abandoned and
+  # replaced. Its event also makes the scaler start the agent and re-plan. A warm-pool instance
+  # being prepared does not start the agent, so with a warm pool the hook continues on timeout.
+  initial_lifecycle_hook {
+    name                 = local.launch_hook
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
+    heartbeat_timeout    = var.launch_hook_timeout_secs
+    default_result       = var.warm_pool == null ? "ABANDON" : "CONTINUE"
+  }
+
+  # The agent completes this hook once it has drained (RENDERFLEET_TERMINATION_HOOK).
+  initial_lifecycle_hook {
+    name                 = local.termination_hook
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_TERMINATING"
+    heartbeat_timeout    = var.termination_hook_timeout_secs
+    default_result       = "CONTINUE"
+  }
+
+  tag {
+    key                 = "Name"
+    value               = local.role_name
+    propagate_at_launch = true
+  }
+
+  tag {
+    key                 = "renderfleet:environment"
+    value               = var.environment
+    propagate_at_launch = true
+  }
+
+  lifecycle {
+    # The scaler owns the desired capacity.
+    ignore_changes = [desired_capacity]
+  }
+}

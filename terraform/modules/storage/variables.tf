@@ -1,0 +1,55 @@
+variable "environment" {
+  description = "Environment name (dev, prod, ...). It is part of every resource name, exactly as core/src/names.rs derives them."
+  type        = string
+
+  validation {
+    # The same rule as ResourceNames::for_env: it becomes part of an S3 bucket name.
+    condition     = can(regex("^[a-z][a-z0-9-]{0,23}$", var.environment))
+    error_message = "environment must be 1-24 characters of a-z, 0-9 and '-', starting with a letter."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key that encrypts the bucket's objects and the table."
+  type        = string
+}
+
+variable "output_expiry_days" {
+  description = "Days a rendered output (outputs/...) is kept before S3 deletes it."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.output_expiry_days >= 1
+    error_message = "output_expiry_days must be at least 1."
+  }
+}
+
+variable "asset_expiry_days" {
+  description = "Days an uploaded asset (assets/...) is kept; null keeps assets until deleted."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.asset_expiry_days == null || try(var.asset_expiry_days >= 1, false)
+    error_message = "asset_expiry_days must be null or at least 1."
+  }
+}
+
+variable "access_log_bucket" {
+  description = "Name of an existing bucket for S3 server access logs; null disables them."
+  type        = string
+  default     = null
+}
+
+variable "deletion_protection" {
+  description = "Refuse to delete the jobs table (turn off only to tear an environment down)."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy" {
+  description = "Let terraform destroy delete a non-empty media bucket. Leave false outside throwaway environments."
+  type        = bool
+  default     = false
+}

@@ -26,3 +26,14 @@ pub mod fakes;
 pub mod testkit;
 
 pub use error::{Error, Result};
+
+/// Test hook: `RENDERFLEET_FAILPOINT=<name>` makes the process abort at that point, to prove
+/// what survives a crash there. Unset in production.
+pub fn failpoint(name: &str) {
+    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = FAILPOINT.get_or_init(|| std::env::var("RENDERFLEET_FAILPOINT").ok());
+    if armed.as_deref() == Some(name) {
+        tracing::error!(failpoint = name, "failpoint reached; aborting");
+        std::process::abort();
+    }
+}

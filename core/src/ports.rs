@@ -35,7 +35,9 @@ pub struct Idempotency {
 pub enum Created {
     /// The job was written.
     New,
-    /// The idempotency key was used before; nothing was written.
+    /// The idempotency key was used before; nothing was written. The job it names may not be
+    /// stored: a request can stop between writing the key and the job, and then the caller, if
+    /// its body is the same, stores its job under `job_id` (with no key) and enqueues it.
     Existing { job_id: JobId, body_hash: String },
 }
 
@@ -70,7 +72,7 @@ pub enum CancelOutcome {
 /// The job server's side of the jobs table.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Writes a new job, and its idempotency record if given, atomically. If the idempotency key
+    /// Writes a new job, and its idempotency record first if given. If the idempotency key
     /// exists, writes nothing and returns [`Created::Existing`].
     async fn create(&self, job: &Job, idem: Option<&Idempotency>) -> Result<Created>;
     async fn get(&self, id: &JobId) -> Result<Option<Job>>;

@@ -1,34 +1,21 @@
 //! The job server on the local stack: a 202 is a promise even when the server dies between
-//! storing the job and enqueueing it.
+//! storing the job and enqueueing it, and a client's retry repairs a server that died between
+//! recording its Idempotency-Key and storing the job.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use renderfleet_core::job::JobState;
 use renderfleet_e2e::{Stack, bin_dir, free_port};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_stored_by_a_server_that_died_before_enqueueing_is_still_rendered_once()
--> anyhow::Result<()> {
-    let stack = Stack::start(&[
-        "--boot-delay",
-        "1s",
-        "--tick",
-        "1s",
-        "--idle-window",
-        "3s",
-        "--service-env",
-        "RENDERFLEET_SWEEP_SECS=1",
-        "--service-env",
-        "RENDERFLEET_SWEEP_AFTER_SECS=2",
-    ])?;
-    // A second server of the same stack, set to abort right after writing a job.
+/// A second job server of `stack`, set to abort at `failpoint`, and its base URL once it answers.
+async fn doomed_server(stack: &Stack, failpoint: &str) -> anyhow::Result<(Child, String)> {
     let port = free_port();
-    let mut doomed = Command::new(bin_dir().join("job-server"))
+    let doomed = Command::new(bin_dir().join("job-server"))
         .envs(stack.service_env())
         .env("RENDERFLEET_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RENDERFLEET_FAILPOINT", "after_job_write")
+        .env("RENDERFLEET_FAILPOINT", failpoint)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -47,6 +34,85 @@ async fn a_job_stored_by_a_server_that_died_before_enqueueing_is_still_rendered_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok((doomed, base))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_stores_the_job_of_a_server_that_died_after_recording_its_key() -> anyhow::Result<()>
+{
+    let stack = Stack::start(&["--boot-delay", "1s", "--tick", "1s", "--idle-window", "3s"])?;
+    let (mut doomed, base) = doomed_server(&stack, "after_key_write").await?;
+    let spec = json!({
+        "output": { "width": 320, "height": 240, "fps": 10 },
+        "scenes": [ { "duration": 1.0, "background": { "color": "#334422" }, "texts": [ { "text": "repaired" } ] } ]
+    });
+    let post = |url: String| {
+        stack
+            .http
+            .post(url)
+            .bearer_auth(&stack.api_key)
+            .header("Idempotency-Key", "retry-after-crash")
+            .json(&spec)
+            .send()
+    };
+    let answer = post(format!("{base}/v1/jobs")).await;
+    assert!(
+        answer.is_err(),
+        "the server died before answering: {answer:?}"
+    );
+    assert!(
+        !doomed.wait()?.success(),
+        "the server aborted at the failpoint"
+    );
+    assert!(
+        stack.list_jobs().await?.is_empty(),
+        "only the key was written"
+    );
+
+    // The client retries, with the same key and body, against a healthy server.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = post(format!("{}/v1/jobs", stack.api_url)).await?;
+        assert_eq!(r.status().as_u16(), 202);
+        let body: serde_json::Value = r.json().await?;
+        ids.push(body["id"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "one key, one job");
+    let stored = stack.list_jobs().await?;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        stored[0].id.to_string(),
+        ids[0],
+        "the job has the id its key recorded"
+    );
+    let done = stack
+        .wait_terminal(
+            std::slice::from_ref(&stored[0].id),
+            Duration::from_secs(120),
+        )
+        .await?;
+    assert_eq!(done[0].state, JobState::Succeeded, "{:?}", done[0]);
+    assert_eq!(done[0].attempts, 1, "enqueued once, rendered once");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stored_by_a_server_that_died_before_enqueueing_is_still_rendered_once()
+-> anyhow::Result<()> {
+    let stack = Stack::start(&[
+        "--boot-delay",
+        "1s",
+        "--tick",
+        "1s",
+        "--idle-window",
+        "3s",
+        "--service-env",
+        "RENDERFLEET_SWEEP_SECS=1",
+        "--service-env",
+        "RENDERFLEET_SWEEP_AFTER_SECS=2",
+    ])?;
+    // A second server of the same stack, set to abort right after writing a job.
+    let (mut doomed, base) = doomed_server(&stack, "after_job_write").await?;
     let spec = json!({
         "output": { "width": 320, "height": 240, "fps": 10 },
         "scenes": [ { "duration": 1.0, "background": { "color": "#223344" }, "texts": [ { "text": "survivor" } ] } ]

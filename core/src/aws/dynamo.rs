@@ -16,8 +16,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use super::classify;
@@ -411,39 +410,42 @@ impl JobStore for DynamoStore {
         idem_item.insert("body_hash".into(), s(&idem.body_hash));
         idem_item.insert("expires_at".into(), n(idem.expires_at));
         idem_item.insert(TTL_ATTRIBUTE.into(), n(idem.expires_at / 1000));
-        let put_job = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(job_to_item(job)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .expect("complete");
-        // An expired record (TTL deletes lazily) may be replaced.
-        let put_idem = Put::builder()
+        // Two conditional writes rather than one transaction: the key first (whoever writes it
+        // owns the job id), then the job. A transaction costs twice the write units, and the
+        // crash it would guard against (key written, job not) is repaired by the retry the API
+        // asks for: the job server stores the job under the recorded id (see `Created`).
+        let key_written = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(idem_item))
+            // An expired record (TTL deletes lazily) may be replaced.
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", n(job.created_at))
-            .build()
-            .expect("complete");
-        let res = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_job).build())
-            .transact_items(TransactWriteItem::builder().put(put_idem).build())
             .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Created::New),
-            Err(e) => {
-                let err = classify("TransactWriteItems(job)", e);
-                // A cancelled transaction most often means the key exists: look it up.
-                if let Some((job_id, body_hash, expires_at)) = self.get_idempotency(&pk).await?
-                    && expires_at >= job.created_at
-                {
-                    return Ok(Created::Existing { job_id, body_hash });
-                }
-                Err(err)
-            }
+            .await
+            .map_err(|e| classify("PutItem(idempotency)", e));
+        if key_written.is_ok() {
+            crate::failpoint("after_key_write");
+        }
+        match key_written {
+            Ok(_) => match self.put_new(job_to_item(job), "PutItem(job)").await {
+                Ok(()) => Ok(Created::New),
+                // A retry of this request stored the job under our id first.
+                Err(Error::Conflict(_)) => Ok(Created::Existing {
+                    job_id: job.id.clone(),
+                    body_hash: idem.body_hash.clone(),
+                }),
+                Err(e) => Err(e),
+            },
+            Err(Error::Conflict(_)) => match self.get_idempotency(&pk).await? {
+                Some((job_id, body_hash, _)) => Ok(Created::Existing { job_id, body_hash }),
+                None => Err(Error::Transient {
+                    op: "PutItem(idempotency)",
+                    message: "the key's record expired while it was read; retry".into(),
+                }),
+            },
+            Err(e) => Err(e),
         }
     }
 

@@ -157,7 +157,7 @@ pub(crate) async fn submit(
     });
     match state.jobs.create(&job, idem.as_ref()).await? {
         Created::New => {
-            failpoint("after_job_write");
+            renderfleet_core::failpoint("after_job_write");
             enqueue(&state, &job).await;
             let id = job.id.to_string();
             let view = job_view(&state, job, false).await?;
@@ -172,11 +172,33 @@ pub(crate) async fn submit(
                     "this key was used with a different request body",
                 ));
             }
-            let existing = state.jobs.get(&job_id).await?.ok_or_else(|| {
-                ApiError::Unavailable(anyhow::anyhow!(
-                    "idempotency record points at a job not yet readable"
-                ))
-            })?;
+            let existing = match state.jobs.get(&job_id).await? {
+                Some(existing) => existing,
+                // The request that wrote the key stopped before storing its job (or is storing
+                // it now): store this identical one under the recorded id. One of the two puts
+                // wins; whoever stores the job enqueues it.
+                None => {
+                    let resumed = Job {
+                        id: job_id.clone(),
+                        ..job
+                    };
+                    match state.jobs.create(&resumed, None).await {
+                        Ok(_) => {
+                            tracing::warn!(job_id = %job_id, "stored a job whose idempotency key was recorded without it");
+                            enqueue(&state, &resumed).await;
+                            resumed
+                        }
+                        Err(renderfleet_core::Error::Conflict(_)) => {
+                            state.jobs.get(&job_id).await?.ok_or_else(|| {
+                                ApiError::Unavailable(anyhow::anyhow!(
+                                    "idempotency record points at a job not yet readable"
+                                ))
+                            })?
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
             let view = job_view(&state, existing, false).await?;
             Ok((
                 StatusCode::ACCEPTED,
@@ -185,17 +207,6 @@ pub(crate) async fn submit(
             )
                 .into_response())
         }
-    }
-}
-
-/// Test hook: `RENDERFLEET_FAILPOINT=<name>` makes the process abort at that point, to prove
-/// what survives a crash there. Unset in production.
-fn failpoint(name: &str) {
-    static FAILPOINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let armed = FAILPOINT.get_or_init(|| std::env::var("RENDERFLEET_FAILPOINT").ok());
-    if armed.as_deref() == Some(name) {
-        tracing::error!(failpoint = name, "failpoint reached; aborting");
-        std::process::abort();
     }
 }
 

@@ -13,8 +13,8 @@ audit. Run through scripts/chaos, which owns the state directory and stops every
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import random
 import signal
 import sys
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit import audit, print_report  # noqa: E402
-from rfstack import ROOT, Api, Stack, free_port, log, small_spec  # noqa: E402
+from rfstack import arguments, ROOT, Api, Stack, free_port, log, small_spec  # noqa: E402
 
 GRACE_SECS = 4
 
@@ -117,8 +117,6 @@ class Run:
             instance, jobs = self.rng.choice(sorted(busy))
             pid = agents[instance]
             try:
-                import os
-
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 continue
@@ -137,8 +135,6 @@ class Run:
     # -- 2. SIGTERM of busy agents ------------------------------------------------------------------
     def sigterm_agents(self, plan: dict) -> None:
         log(f"fault 2: SIGTERM of busy agents, {plan['sigterms']} within and {plan['sigterms']} beyond the {GRACE_SECS} s grace")
-        import os
-
         within = beyond = handed = finished = 0
         for kind in ["medium", "long"] * plan["sigterms"]:
             job = self.submit(kind)
@@ -179,7 +175,6 @@ class Run:
         argv, env = self.stack.restartable("job_server")
         current_pid = self.stack.pids["job_server"]
         events: list = []
-        stop = threading.Event()
 
         def client(n: int) -> None:
             for _ in range(n):
@@ -191,8 +186,6 @@ class Run:
             downtimes = []
             for _ in range(plan["restarts"]):
                 time.sleep(1.0)
-                import os
-
                 t0 = time.monotonic()
                 if self.job_server is None:
                     os.kill(current_pid, signal.SIGKILL)
@@ -210,7 +203,6 @@ class Run:
                 self.faults.append({"kind": "job_server_kill", "at": time.time()})
             for f in futs:
                 f.result()
-        stop.set()
         retried = len(events)
         self.rows.append(("job server kill -9 + restart", str(plan["restarts"]),
                           f"{plan['submit_clients'] * plan['submits_each']} submits, {retried} failed tries retried "
@@ -219,8 +211,6 @@ class Run:
     # -- 4. the scaler stopped for a while ------------------------------------------------------------
     def pause_scaler(self, plan: dict) -> None:
         log(f"fault 4: the scaler killed for {plan['scaler_pause']} s, then restarted")
-        import os
-
         first = self.burst(["medium"] * 3)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not self.running():
@@ -232,7 +222,6 @@ class Run:
         self.faults.append({"kind": "scaler_kill", "at": t0})
         during = self.burst(["short"] * 4)
         seen = set()
-        done_during = 0
         end = time.monotonic() + plan["scaler_pause"]
         while time.monotonic() < end:
             seen.add(self.stack.desired())
@@ -274,12 +263,7 @@ class Run:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--state-dir", required=True, type=Path)
-    ap.add_argument("--short", action="store_true")
-    ap.add_argument("--seed", type=int, default=8)
-    ap.add_argument("--summary", type=Path, help="also write the figures here as JSON")
-    a = ap.parse_args()
+    a = arguments().parse_args()
     plan = PLANS["short" if a.short else "long"]
     t_start = time.monotonic()
 

@@ -6,7 +6,6 @@ every stored job. Run through scripts/fuzz, which owns the state directory and s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit import audit, print_report  # noqa: E402
-from rfstack import ROOT, Stack, log  # noqa: E402
+from rfstack import arguments, ROOT, Stack, log  # noqa: E402
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 
@@ -35,12 +34,7 @@ def stand_in_engine(state: Path) -> Path:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--state-dir", required=True, type=Path)
-    ap.add_argument("--short", action="store_true")
-    ap.add_argument("--seed", type=int, default=8)
-    ap.add_argument("--summary", type=Path, help="also write the figures here as JSON")
-    a = ap.parse_args()
+    a = arguments().parse_args()
     examples = 25 if a.short else 300
     t_start = time.monotonic()
 

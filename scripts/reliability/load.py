@@ -7,7 +7,6 @@ the expected one), 5xx answers (must be none), jobs completed, peak workers, and
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit import audit, print_report  # noqa: E402
-from rfstack import ROOT, Stack, log  # noqa: E402
+from rfstack import arguments, ROOT, Stack, log  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,10 +30,7 @@ def pct(sorted_ms: list[float], p: float) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--state-dir", required=True, type=Path)
-    ap.add_argument("--short", action="store_true")
-    ap.add_argument("--summary", type=Path, help="also write the figures here as JSON")
+    ap = arguments(seed=False)
     ap.add_argument("--base-rate", type=float, default=None,
                     help="requests a second before the step to ten times it (default 0.3)")
     a = ap.parse_args()

@@ -109,14 +109,6 @@ class Stack:
             pids={k: f[k]["pid"] for k in ("moto", "job_server", "scaler", "supervisor")},
         )
 
-    def down(self) -> None:
-        """Stops the stack (its agents drain through whatever proxy they use), then what this run
-        started itself, newest first."""
-        subprocess.run([str(bin_dir() / "renderctl"), "dev", "down", "--state-dir", str(self.state)],
-                       capture_output=True, stdin=subprocess.DEVNULL)
-        for o in reversed(self.owned):
-            self.stop_owned(o)
-
     # -- processes this run starts ------------------------------------------------------------
     def spawn(self, argv: list[str], env: dict[str, str], log_file: Path,
               program: str | None = None) -> Owned:
@@ -258,6 +250,19 @@ def small_spec(i: int, seconds: float = 1.0, size=(192, 108), fps: int = 10) -> 
         "scenes": [{"duration": seconds, "background": {"color": "#203050"},
                     "texts": [{"text": f"job {i}", "size": 0.2}]}],
     }
+
+
+def arguments(seed: bool = True) -> "argparse.ArgumentParser":
+    """The options every reliability script takes; a script adds its own before parsing."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--state-dir", required=True, type=Path)
+    ap.add_argument("--short", action="store_true")
+    if seed:
+        ap.add_argument("--seed", type=int, default=8)
+    ap.add_argument("--summary", type=Path, help="also write the figures here as JSON")
+    return ap
 
 
 def die(msg: str) -> None:

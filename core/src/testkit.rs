@@ -14,12 +14,16 @@ pub struct MotoServer {
     pub endpoint: String,
 }
 
-/// The emulator's executable: `RENDERFLEET_MOTO_BIN`, or the workspace's `.venv/bin/moto_server`.
+/// The emulator's executable: `RENDERFLEET_MOTO_BIN`, or the workspace's `.venv/bin/moto_server`
+/// (found from the test runner's `CARGO_MANIFEST_DIR` first: cargo shares build artifacts between
+/// clones of the workspace, so the path compiled in may be another clone's).
 pub fn moto_bin() -> PathBuf {
     std::env::var_os("RENDERFLEET_MOTO_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
                 .join("..")
                 .join(".venv/bin/moto_server")
         })

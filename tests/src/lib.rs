@@ -15,9 +15,12 @@ use renderfleet_core::names::ResourceNames;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The repository root.
+/// The repository root. The test runner's `CARGO_MANIFEST_DIR` comes first: cargo shares build
+/// artifacts between clones of the workspace, so the path compiled in may be another clone's.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()

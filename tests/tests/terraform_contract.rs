@@ -24,10 +24,7 @@ const ENVIRONMENTS: [&str; 2] = ["dev", "prod"];
 // Reading the repository
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the repository")
-        .to_path_buf()
+    renderfleet_e2e::repo_root()
 }
 
 fn read(rel: &str) -> String {

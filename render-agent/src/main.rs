@@ -7,7 +7,8 @@ use anyhow::Context;
 use render_agent::config::EngineKind;
 use render_agent::engine::Engine;
 use render_agent::engine::external::ExternalEngine;
-use render_agent::engine::ffmpeg::{FfmpegEngine, probe};
+use render_agent::engine::ffmpeg::FfmpegEngine;
+use render_agent::engine::mp4;
 use render_agent::worker::{Deps, Prober};
 use render_agent::{Config, run};
 use renderfleet_core::aws::{
@@ -16,12 +17,19 @@ use renderfleet_core::aws::{
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-struct Ffprobe(std::path::PathBuf);
+/// Checks a rendered file in-process ([`mp4::summary`]): an MP4 with a duration, a video track
+/// and media data. Starting ffprobe for the same answer took a tenth of a short job's wall time.
+struct Mp4Check;
 
 #[async_trait::async_trait]
-impl Prober for Ffprobe {
+impl Prober for Mp4Check {
     async fn duration(&self, path: &std::path::Path) -> Result<f64, String> {
-        Ok(probe(&self.0, path).await?.duration)
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || mp4::summary(&path))
+            .await
+            .map_err(|e| format!("the output check stopped: {e}"))?
+            .map(|s| s.duration)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -73,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         health: Arc::new(SsmParameters::new(&sdk, cfg.names.clone())),
         metrics: Arc::new(CloudWatchMetrics::new(&sdk, &cfg.names.env)),
         engine,
-        prober: Arc::new(Ffprobe(cfg.ffprobe.clone())),
+        prober: Arc::new(Mp4Check),
     };
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();

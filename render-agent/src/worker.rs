@@ -39,7 +39,7 @@ pub struct Deps {
     pub health: Arc<dyn HealthReporter>,
     pub metrics: Arc<dyn MetricsSink>,
     pub engine: Arc<dyn Engine>,
-    /// Measures a rendered file's duration (ffprobe in production).
+    /// Checks a rendered file and reads its duration (in-process, `engine::mp4`, in production).
     pub prober: Arc<dyn Prober>,
     /// Completes the group's termination hook after a drain.
     pub lifecycle: Arc<dyn LifecycleActions>,
@@ -404,6 +404,7 @@ async fn attempt(
     received: Instant,
 ) -> (JobEnd, Option<f64>) {
     let claimed_at = now_ms();
+    let claim_secs = received.elapsed().as_secs_f64();
     if job.cancel_requested {
         return (finish(ctx, job, d, Outcome::Cancelled).await, None);
     }
@@ -479,10 +480,17 @@ async fn attempt(
             // expires it.
             let key = output_key(&job.tenant, job.id.as_str());
             let uploading = Instant::now();
-            let (probed, uploaded) = tokio::join!(ctx.deps.prober.duration(&output), async {
-                let r = ctx.deps.media.put_file(&key, &output, "video/mp4").await;
-                (r, uploading.elapsed().as_secs_f64())
-            });
+            let (probed, uploaded) = tokio::join!(
+                async {
+                    let r = ctx.deps.prober.duration(&output).await;
+                    (r, uploading.elapsed().as_secs_f64())
+                },
+                async {
+                    let r = ctx.deps.media.put_file(&key, &output, "video/mp4").await;
+                    (r, uploading.elapsed().as_secs_f64())
+                }
+            );
+            let (probed, probe_secs) = probed;
             let duration = match probed {
                 Ok(v) => v,
                 Err(e) => {
@@ -501,6 +509,7 @@ async fn attempt(
                     );
                 }
             };
+            let finishing = Instant::now();
             let end = finish(
                 ctx,
                 job,
@@ -512,6 +521,7 @@ async fn attempt(
                 }),
             )
             .await;
+            let finish_secs = finishing.elapsed().as_secs_f64();
             let spu = (end == JobEnd::Succeeded && job.est_work > 0.0)
                 .then(|| engine_secs / job.est_work);
             if end == JobEnd::Succeeded {
@@ -533,8 +543,11 @@ async fn attempt(
                 tracing::info!(
                     wall_secs,
                     engine_secs,
+                    claim_secs,
                     download_secs = downloaded.as_secs_f64(),
+                    probe_secs,
                     upload_secs,
+                    finish_secs,
                     overhead_secs = wall_secs - engine_secs,
                     duration,
                     size,

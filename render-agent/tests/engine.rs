@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use render_agent::engine::external::ExternalEngine;
 use render_agent::engine::ffmpeg::{FfmpegEngine, probe};
+use render_agent::engine::mp4;
 use render_agent::engine::{Engine, EngineError, LocalAsset, RenderRequest};
 use renderfleet_core::ids::AssetId;
 use renderfleet_core::spec::JobSpec;
@@ -104,6 +105,26 @@ async fn a_plain_title_appears_in_the_frame() {
     assert_eq!(progress, 1.0);
     let text = ocr(&out, 0.5);
     assert!(text.contains("RENDERFLEET WORKS"), "OCR read {text:?}");
+
+    // The agent's in-process output check agrees with ffprobe, and refuses the file cut short.
+    let p = probe(Path::new("ffprobe"), &out).await.unwrap();
+    let s = mp4::summary(&out).unwrap();
+    assert!(
+        (s.duration - p.duration).abs() <= 0.05,
+        "mp4 header {} s, ffprobe {} s",
+        s.duration,
+        p.duration
+    );
+    let count = |kind: &str| p.streams.iter().filter(|s| s.codec_type == kind).count() as u32;
+    assert_eq!(
+        (s.video_tracks, s.audio_tracks),
+        (count("video"), count("audio"))
+    );
+    assert!(s.media_bytes > 0);
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::write(&out, &bytes[..bytes.len() / 2]).unwrap();
+    let cut = mp4::summary(&out).unwrap_err().to_string();
+    assert!(cut.contains("past its end"), "{cut}");
 }
 
 #[tokio::test]
@@ -267,6 +288,15 @@ async fn image_video_and_audio_assets_render_into_h264_and_aac() {
         "crossfaded length 4.0, got {}",
         p.duration
     );
+    // The agent's in-process check reads the same duration and streams as ffprobe.
+    let s = mp4::summary(&out).unwrap();
+    assert!(
+        (s.duration - p.duration).abs() <= 0.05,
+        "mp4 header {} s, ffprobe {} s",
+        s.duration,
+        p.duration
+    );
+    assert_eq!((s.video_tracks, s.audio_tracks), (1, 1));
     // +faststart puts the index before the media data.
     let head = std::fs::read(&out).unwrap();
     let moov = head.windows(4).position(|w| w == b"moov").unwrap();

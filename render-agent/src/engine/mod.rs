@@ -5,6 +5,7 @@
 
 pub mod external;
 pub mod ffmpeg;
+pub mod mp4;
 pub mod plan;
 pub mod process;
 

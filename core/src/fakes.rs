@@ -36,11 +36,23 @@ struct StoreInner {
     assets: HashMap<AssetId, Asset>,
     scaler_state: Option<String>,
     decisions: BTreeMap<EpochMillis, String>,
+    /// With a limit, the order jobs were created in, to forget the oldest.
+    job_limit: Option<usize>,
+    created: VecDeque<JobId>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that keeps at most `limit` jobs, forgetting the oldest: for benchmarks that create
+    /// jobs for minutes, where a server in production keeps none in its memory (DynamoDB does),
+    /// so that the figures measure the server and not a map growing without end.
+    pub fn with_job_limit(limit: usize) -> Self {
+        let store = Self::default();
+        lock(&store.inner).job_limit = Some(limit.max(1));
+        store
     }
 
     /// Every job, for assertions.
@@ -83,6 +95,14 @@ impl JobStore for MemoryStore {
             return Err(Error::Conflict("job exists".into()));
         }
         g.jobs.insert(job.id.clone(), Box::new(job.clone()));
+        if let Some(limit) = g.job_limit {
+            g.created.push_back(job.id.clone());
+            while g.created.len() > limit {
+                if let Some(old) = g.created.pop_front() {
+                    g.jobs.remove(&old);
+                }
+            }
+        }
         Ok(Created::New)
     }
 
@@ -813,5 +833,42 @@ impl AgentLauncher for MemoryFleet {
             instance: instance.to_owned(),
         });
         Ok(format!("cmd-{instance}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::JobSpec;
+
+    fn job(n: i64) -> Job {
+        let spec = JobSpec::from_json(
+            br##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"}}]}"##,
+        )
+        .unwrap();
+        Job::new(JobId::generate(), "acme", spec, n)
+    }
+
+    #[tokio::test]
+    async fn a_job_limit_forgets_the_oldest_jobs_only() {
+        let store = MemoryStore::with_job_limit(2);
+        let jobs: Vec<Job> = (0..3).map(job).collect();
+        for j in &jobs {
+            store.create(j, None).await.unwrap();
+        }
+        assert_eq!(store.get(&jobs[0].id).await.unwrap(), None);
+        assert_eq!(
+            store.get(&jobs[1].id).await.unwrap().as_ref(),
+            Some(&jobs[1])
+        );
+        assert_eq!(
+            store.get(&jobs[2].id).await.unwrap().as_ref(),
+            Some(&jobs[2])
+        );
+        let unlimited = MemoryStore::new();
+        for j in &jobs {
+            unlimited.create(j, None).await.unwrap();
+        }
+        assert_eq!(unlimited.jobs().len(), 3);
     }
 }

@@ -17,7 +17,9 @@ async fn main() -> anyhow::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:18080".into());
-    let store = MemoryStore::new();
+    // At most 10,000 jobs in memory: a production server holds none (DynamoDB does), so the run
+    // measures the server rather than a map that grows for its whole length.
+    let store = MemoryStore::with_job_limit(10_000);
     let key = renderfleet_core::keys::generate("bench", now_ms());
     store.create_key(&key.record).await?;
     let state = AppState {

@@ -643,6 +643,39 @@ async fn readiness_reports_a_failing_dependency_as_503() {
 }
 
 #[tokio::test]
+async fn a_request_past_its_deadline_answers_503_with_a_request_id() {
+    struct Hung;
+    #[async_trait::async_trait]
+    impl job_server::Readiness for Hung {
+        async fn check(&self) -> Result<(), String> {
+            std::future::pending().await
+        }
+    }
+    let mut w = world().await;
+    w.state.ready = Arc::new(Hung);
+    let mut config = Config::for_tests();
+    config.request_timeout = std::time::Duration::from_secs(1);
+    w.state.config = Arc::new(config);
+    let asked = std::time::Instant::now();
+    let (status, headers, body) =
+        call(&w, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    let took = asked.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(
+        body["error"]["request_id"].as_str(),
+        headers.get("x-request-id").and_then(|v| v.to_str().ok())
+    );
+    assert!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(3),
+        "answered after {took:?}"
+    );
+    w.state.ready = Arc::new(job_server::AlwaysReady);
+    let (status, _, _) = call(&w, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn internal_errors_answer_generically_with_a_request_id() {
     use renderfleet_core::ids::JobId;
     use renderfleet_core::job::Job;

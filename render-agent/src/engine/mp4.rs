@@ -137,8 +137,11 @@ fn name(kind: &[u8; 4]) -> String {
         .collect()
 }
 
-/// The child boxes of a box body held in memory: (type, body).
-fn children(mut buf: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, Mp4Error> {
+/// A box read from memory: its type and its body.
+type Child<'a> = ([u8; 4], &'a [u8]);
+
+/// The child boxes of a box body held in memory.
+fn children(mut buf: &[u8]) -> Result<Vec<Child<'_>>, Mp4Error> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         if out.len() >= MAX_BOXES {

@@ -14,19 +14,23 @@ pub struct MotoServer {
     pub endpoint: String,
 }
 
-/// The emulator's executable: `RENDERFLEET_MOTO_BIN`, or the workspace's `.venv/bin/moto_server`
-/// (found from the test runner's `CARGO_MANIFEST_DIR` first: cargo shares build artifacts between
-/// clones of the workspace, so the path compiled in may be another clone's).
+/// The repository root: the parent of the test runner's `CARGO_MANIFEST_DIR` (every crate of the
+/// workspace sits one level below the root). The runner's value comes first: cargo shares build
+/// artifacts between clones of the workspace, so the path compiled in may be another clone's.
+pub fn repo_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .parent()
+        .expect("a workspace crate has a parent directory")
+        .to_path_buf()
+}
+
+/// The emulator's executable: `RENDERFLEET_MOTO_BIN`, or the workspace's `.venv/bin/moto_server`.
 pub fn moto_bin() -> PathBuf {
     std::env::var_os("RENDERFLEET_MOTO_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_MANIFEST_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-                .join("..")
-                .join(".venv/bin/moto_server")
-        })
+        .unwrap_or_else(|| repo_root().join(".venv/bin/moto_server"))
 }
 
 impl MotoServer {

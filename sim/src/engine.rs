@@ -224,7 +224,6 @@ pub struct World {
 
 /// A scaling policy in the simulator.
 pub trait Policy {
-    fn name(&self) -> &'static str;
     /// The fleet this policy drives.
     fn fleet(&self) -> FleetKind;
     /// Called at time 0 and whenever the policy asked; returns when to wake next.
@@ -339,14 +338,10 @@ impl World {
     }
 
     fn record(&mut self) {
-        let desired = if self.fleet.asg {
-            self.desired
-        } else {
-            self.live.len() as u32
-        };
+        let desired = self.desired();
         let s = Sample {
             at: self.now,
-            waiting: self.queue.len() as u32,
+            waiting: self.waiting(),
             running: self.running,
             ready: self.ready,
             booting: self.booting,
@@ -399,10 +394,6 @@ impl World {
         self.ready
     }
 
-    pub fn booting(&self) -> u32 {
-        self.booting
-    }
-
     /// Instances launched and not terminated.
     pub fn live(&self) -> u32 {
         self.live.len() as u32
@@ -424,11 +415,6 @@ impl World {
 
     pub fn instance(&self, id: u32) -> &Instance {
         &self.instances[id as usize]
-    }
-
-    /// Every instance ever launched, by id.
-    pub fn all_instances(&self) -> &[Instance] {
-        &self.instances
     }
 
     /// Waiting jobs as `(submitted, render)`, in no particular order.

@@ -15,16 +15,7 @@ use renderfleet_core::names::ResourceNames;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// The repository root. The test runner's `CARGO_MANIFEST_DIR` comes first: cargo shares build
-/// artifacts between clones of the workspace, so the path compiled in may be another clone's.
-pub fn repo_root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
+pub use renderfleet_core::testkit::repo_root;
 
 /// Where the workspace's binaries are: `RENDERFLEET_BIN_DIR`, or next to the test executable's
 /// `deps/` directory.
@@ -80,7 +71,7 @@ impl Stack {
     /// Starts a stack with `renderctl dev up` and the given extra arguments.
     pub fn start(extra: &[&str]) -> anyhow::Result<Self> {
         let state_dir = tempfile::Builder::new().prefix("rf-e2e-").tempdir()?;
-        let moto = repo_root().join(".venv/bin/moto_server");
+        let moto = renderfleet_core::testkit::moto_bin();
         let out = Command::new(bin_dir().join("renderctl"))
             .args(["dev", "up", "--moto-port", "0", "--api-port", "0"])
             .arg("--state-dir")

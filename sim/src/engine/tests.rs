@@ -31,9 +31,6 @@ enum Step {
 }
 
 impl Policy for Script {
-    fn name(&self) -> &'static str {
-        "script"
-    }
     fn fleet(&self) -> FleetKind {
         self.fleet
     }

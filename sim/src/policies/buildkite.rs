@@ -49,13 +49,6 @@ impl Buildkite {
 }
 
 impl Policy for Buildkite {
-    fn name(&self) -> &'static str {
-        match self.scale_in {
-            ScaleIn::AgentIdle { .. } => "buildkite",
-            ScaleIn::Asg => "buildkite-asg",
-        }
-    }
-
     fn fleet(&self) -> FleetKind {
         FleetKind {
             asg: true,

@@ -92,10 +92,6 @@ impl GhRunner {
 }
 
 impl Policy for GhRunner {
-    fn name(&self) -> &'static str {
-        "gh-runner"
-    }
-
     fn fleet(&self) -> FleetKind {
         FleetKind::default()
     }

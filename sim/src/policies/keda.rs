@@ -53,10 +53,6 @@ impl Keda {
 }
 
 impl Policy for Keda {
-    fn name(&self) -> &'static str {
-        "keda"
-    }
-
     fn fleet(&self) -> FleetKind {
         FleetKind {
             asg: true,

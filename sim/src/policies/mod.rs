@@ -38,16 +38,6 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    /// The default comparison, in table order.
-    pub const DEFAULT: [PolicyKind; 6] = [
-        PolicyKind::Renderfleet,
-        PolicyKind::TargetTracking,
-        PolicyKind::Keda,
-        PolicyKind::GhRunner,
-        PolicyKind::Buildkite,
-        PolicyKind::Oracle,
-    ];
-
     const ALL: [PolicyKind; 7] = [
         PolicyKind::Renderfleet,
         PolicyKind::TargetTracking,
@@ -168,14 +158,14 @@ pub fn build(
     jobs: &[Job],
 ) -> Option<Box<dyn Policy>> {
     let tick = ms(opts.tick(kind)).max(1);
-    let mean_render = if jobs.is_empty() {
-        60.0
-    } else {
-        jobs.iter().map(|j| j.render as f64 / 1000.0).sum::<f64>() / jobs.len() as f64
-    };
     Some(match kind {
         PolicyKind::Renderfleet => Box::new(Renderfleet::new(opts.renderfleet_config(setup))),
         PolicyKind::TargetTracking => {
+            let mean_render = if jobs.is_empty() {
+                60.0
+            } else {
+                jobs.iter().map(|j| j.render as f64 / 1000.0).sum::<f64>() / jobs.len() as f64
+            };
             let target = backlog_target(setup.target_wait_secs, mean_render, setup.slots);
             let mut p = TargetTracking::new(target, setup.max_workers, ms(setup.metric_lag_secs));
             p.period = tick;

@@ -86,10 +86,6 @@ impl Renderfleet {
 }
 
 impl Policy for Renderfleet {
-    fn name(&self) -> &'static str {
-        "renderfleet"
-    }
-
     fn fleet(&self) -> FleetKind {
         FleetKind {
             asg: true,

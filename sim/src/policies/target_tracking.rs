@@ -69,10 +69,6 @@ impl TargetTracking {
 }
 
 impl Policy for TargetTracking {
-    fn name(&self) -> &'static str {
-        "target-tracking"
-    }
-
     fn fleet(&self) -> FleetKind {
         FleetKind {
             asg: true,

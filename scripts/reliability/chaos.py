@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import audit, print_report  # noqa: E402
-from rfstack import arguments, ROOT, Api, Stack, free_port, log, small_spec  # noqa: E402
+from audit import audit, print_report, wait_drained  # noqa: E402
+from rfstack import arguments, Api, Stack, free_port, log, small_spec, spawn  # noqa: E402
 
 GRACE_SECS = 4
 
@@ -92,13 +92,9 @@ class Run:
                 out.setdefault(j["instance_id"], []).append(j["id"])
         return out
 
-    def wait_terminal(self, ids, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            jobs = self.stack.jobs()
-            if all(jobs.get(i, {}).get("state") in ("succeeded", "failed", "cancelled") for i in ids):
-                return
-            time.sleep(1)
+    def wait_terminal(self, ids, timeout: float) -> dict[str, dict]:
+        """Waits quietly until every id is terminal or `timeout` passes; returns the table."""
+        return wait_drained(self.stack, set(ids), timeout, say=lambda _message: None)
 
     # -- 1. kill -9 of busy agents during a burst ---------------------------------------------
     def kill_agents(self, plan: dict) -> None:
@@ -124,9 +120,8 @@ class Run:
             held += jobs
             self.faults.append({"kind": "kill9", "instance": instance, "pid": pid, "at": time.time(), "jobs": jobs})
         t.join()
-        self.wait_terminal(set(held), 120)
+        jobs = self.wait_terminal(held, 120)
         held = sorted(set(held))
-        jobs = self.stack.jobs()
         rerun = sum(1 for j in held if int(jobs.get(j, {}).get("attempts", 0)) >= 2)
         done = sum(1 for j in held if jobs.get(j, {}).get("state") == "succeeded")
         self.rows.append(("kill -9 of a busy agent", str(killed),
@@ -160,8 +155,7 @@ class Run:
                 within += 1
             else:
                 beyond += 1
-            self.wait_terminal({job}, 120)
-            rec = self.stack.jobs().get(job, {})
+            rec = self.wait_terminal({job}, 120).get(job, {})
             if int(rec.get("attempts", 0)) >= 2:
                 handed += 1
             elif rec.get("state") == "succeeded":
@@ -268,10 +262,9 @@ def main() -> int:
     t_start = time.monotonic()
 
     moto_port, proxy_port = free_port(), free_port()
-    stack = Stack(a.state_dir, "", "", "", "", "", {})
-    proxy = stack.spawn([str(ROOT / ".venv-load" / "bin" / "python"), str(Path(__file__).parent / "faultproxy.py"),
-                         "--upstream", f"http://127.0.0.1:{moto_port}", "--port", str(proxy_port)],
-                        {"PATH": "/usr/bin:/bin"}, a.state_dir / "faultproxy.log", program="faultproxy.py")
+    spawn(a.state_dir, [sys.executable, str(Path(__file__).parent / "faultproxy.py"),
+                        "--upstream", f"http://127.0.0.1:{moto_port}", "--port", str(proxy_port)],
+          {"PATH": "/usr/bin:/bin"}, a.state_dir / "faultproxy.log", program="faultproxy.py")
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     log(f"starting a stack (max {plan['max_workers']} workers, 2 slots) behind the fault proxy on {proxy_url}")
     s = Stack.up(a.state_dir, [
@@ -284,7 +277,6 @@ def main() -> int:
         "--service-env", "RENDERFLEET_SWEEP_AFTER_SECS=3",
         "--service-env", "RENDERFLEET_LAPSED_AFTER_SECS=20",
     ])
-    s.owned = stack.owned
     run = Run(s, proxy_url, a.seed)
     ok = True
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit import audit, print_report  # noqa: E402
-from rfstack import arguments, ROOT, Stack, log  # noqa: E402
+from rfstack import arguments, Stack, log  # noqa: E402
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 
@@ -44,7 +44,7 @@ def main() -> int:
                                "--idle-window", "5s", "--service-env", "RENDERFLEET_ENGINE=external",
                                "--service-env", f"RENDERFLEET_ENGINE_COMMAND={engine}"])
     report_path = a.state_dir / "schemathesis.json"
-    cmd = [str(ROOT / ".venv-load" / "bin" / "schemathesis"), "run", f"{s.api_url}/openapi.json",
+    cmd = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{s.api_url}/openapi.json",
            "-H", f"Authorization: Bearer {s.api_key}", "--checks", CHECKS,
            "--max-examples", str(examples), "--seed", str(a.seed), "--workers", "1",
            "--phases", "examples,coverage,fuzzing", "--generation-database", "none",

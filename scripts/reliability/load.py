@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from audit import audit, print_report  # noqa: E402
-from rfstack import arguments, ROOT, Stack, log  # noqa: E402
+from rfstack import arguments, Stack, log  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -62,7 +62,7 @@ def main() -> int:
     env = {**os.environ, "RF_API_KEY": s.api_key, "RF_PLAN": plan, "RF_BASE_RATE": str(base), "RF_OUT": str(out)}
     stages = {"short": 36, "long": 180}[plan]
     log(f"running Locust headless against {s.api_url} for {stages} s (base rate, a step to 10x, a ramp)")
-    locust = [str(ROOT / ".venv-load" / "bin" / "locust"), "-f", str(HERE / "locustfile.py"), "--headless",
+    locust = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locustfile.py"), "--headless",
               "--host", s.api_url, "--run-time", f"{stages + 15}s", "--stop-timeout", "10",
               "--only-summary", "--loglevel", "WARNING"]
     t_load = time.monotonic()

@@ -9,11 +9,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,20 +42,6 @@ def cmdline(pid: int) -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-
-
-def runs(pid: int, program: str) -> bool:
-    """Whether `pid` is alive and still runs `program` (pids are reused)."""
-    return alive(pid) and any(program in a for a in cmdline(pid)[:2])
-
-
 def environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     out = {}
@@ -71,7 +56,21 @@ def environ(pid: int) -> dict[str, str]:
 class Owned:
     pid: int
     program: str
-    popen: subprocess.Popen | None = None
+    popen: subprocess.Popen
+
+
+def spawn(state: Path, argv: list[str], env: dict[str, str], log_file: Path,
+          program: str | None = None) -> Owned:
+    """Starts a process of this run, logging to `log_file`, and records its pid in the state
+    directory's owned.pids, from which the shell wrapper stops whatever is left at the end."""
+    out = open(log_file, "ab")
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                         start_new_session=True)
+    out.close()
+    o = Owned(p.pid, program or Path(argv[0]).name, p)
+    with open(state / "owned.pids", "a") as f:
+        f.write(f"{o.pid} {o.program}\n")
+    return o
 
 
 @dataclass
@@ -83,7 +82,6 @@ class Stack:
     region: str
     env: str
     pids: dict[str, int]
-    owned: list[Owned] = field(default_factory=list)
 
     # -- start and stop -------------------------------------------------------------------
     @classmethod
@@ -112,27 +110,16 @@ class Stack:
     # -- processes this run starts ------------------------------------------------------------
     def spawn(self, argv: list[str], env: dict[str, str], log_file: Path,
               program: str | None = None) -> Owned:
-        out = open(log_file, "ab")
-        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                             start_new_session=True)
-        out.close()
-        o = Owned(p.pid, program or Path(argv[0]).name, p)
-        self.owned.append(o)
-        with open(self.state / "owned.pids", "a") as f:
-            f.write(f"{o.pid} {o.program}\n")
-        return o
+        return spawn(self.state, argv, env, log_file, program)
 
     def stop_owned(self, o: Owned, sig: int = signal.SIGTERM, grace: float = 15.0) -> None:
-        if o.popen is not None:
-            if o.popen.poll() is None:
-                o.popen.send_signal(sig)
-                try:
-                    o.popen.wait(grace)
-                except subprocess.TimeoutExpired:
-                    o.popen.kill()
-                    o.popen.wait(5)
-        elif runs(o.pid, o.program):
-            os.kill(o.pid, sig)
+        if o.popen.poll() is None:
+            o.popen.send_signal(sig)
+            try:
+                o.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                o.popen.kill()
+                o.popen.wait(5)
 
     def restartable(self, name: str) -> tuple[list[str], dict[str, str]]:
         """The argv and environment of one of the stack's services, read before stopping it."""
@@ -264,7 +251,3 @@ def arguments(seed: bool = True) -> "argparse.ArgumentParser":
     ap.add_argument("--summary", type=Path, help="also write the figures here as JSON")
     return ap
 
-
-def die(msg: str) -> None:
-    print(f"error: {msg}", file=sys.stderr, flush=True)
-    raise SystemExit(1)

@@ -30,7 +30,12 @@ macro_rules! prefixed_id {
 
             /// A new, unique, time-ordered id.
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, uuid::Uuid::now_v7().simple()))
+                let mut buf = uuid::Uuid::encode_buffer();
+                let hex = uuid::Uuid::now_v7().simple().encode_lower(&mut buf);
+                let mut id = String::with_capacity($prefix.len() + hex.len());
+                id.push_str($prefix);
+                id.push_str(hex);
+                Self(id)
             }
 
             /// Accepts exactly the shape [`Self::generate`] produces: the prefix and 32 lowercase

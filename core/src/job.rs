@@ -4,6 +4,8 @@
 //! lost or drained and the attempt is retried. Every move is a conditional write in the store, so no
 //! state goes backwards and no job finishes twice.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::EpochMillis;
@@ -85,7 +87,8 @@ pub struct Job {
     pub id: JobId,
     pub tenant: String,
     pub state: JobState,
-    pub spec: JobSpec,
+    /// Never changes after submit, so copies of the record share it.
+    pub spec: Arc<JobSpec>,
     pub created_at: EpochMillis,
     pub updated_at: EpochMillis,
     /// When the first attempt started.
@@ -123,7 +126,7 @@ impl Job {
             id,
             tenant: tenant.to_owned(),
             state: JobState::Queued,
-            spec,
+            spec: Arc::new(spec),
             created_at: now,
             updated_at: now,
             started_at: None,

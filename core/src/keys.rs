@@ -50,10 +50,18 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// Whether `secret` matches the stored record (and the record is not revoked).
 pub fn verify(record: &ApiKeyRecord, secret: &str) -> bool {
-    let presented = hash_secret(secret);
-    let a = presented.as_bytes();
-    let b = record.secret_hash.as_bytes();
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    // The digest is written as hex on the stack (this runs on every request) and compared in time
+    // independent of where the two differ.
+    let mut presented = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut presented)
+        .expect("a SHA-256 digest is 64 hex digits");
+    let stored = record.secret_hash.as_bytes();
+    let same = stored.len() == presented.len()
+        && presented
+            .iter()
+            .zip(stored)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0;
     same && record.revoked_at.is_none()
 }
 
@@ -82,5 +90,9 @@ mod tests {
         assert!(parse("rfk_short_x").is_none());
         assert!(parse("Bearer nonsense").is_none());
         assert!(!k.record.secret_hash.contains(secret));
+        let mut truncated = k.record.clone();
+        truncated.secret_hash.pop();
+        assert!(!verify(&truncated, secret));
+        assert_eq!(hash_secret(secret), k.record.secret_hash);
     }
 }

@@ -207,7 +207,10 @@ impl JobSpec {
     pub fn parse(body: &[u8]) -> Result<Self, SpecError> {
         // The fast path: most bodies are valid, and tracking the path costs an allocation per
         // key. Only a body that fails is parsed again to say where.
-        if let Ok(spec) = serde_json::from_slice::<JobSpec>(body) {
+        // Checking the UTF-8 once here spares serde_json checking every string again.
+        if let Ok(text) = std::str::from_utf8(body)
+            && let Ok(spec) = serde_json::from_str::<JobSpec>(text)
+        {
             return Ok(spec);
         }
         let de = &mut serde_json::Deserializer::from_slice(body);
@@ -280,6 +283,7 @@ impl JobSpec {
         let mut total = 0.0;
         let last = self.scenes.len() - 1;
         for (i, scene) in self.scenes.iter().enumerate() {
+            // Paths are built only for an error: a valid spec allocates none.
             let at = |rest: &str| format!("scenes[{i}]{rest}");
             if !scene.duration.is_finite() || scene.duration <= 0.0 {
                 return Err(SpecError::new(
@@ -293,7 +297,7 @@ impl JobSpec {
             }
             total += scene.duration;
             if let Background::Color(c) = &scene.background {
-                check_color(c, &at(".background.color"))?;
+                check_color(c, || at(".background.color"))?;
             }
             if scene.texts.len() > MAX_TEXTS {
                 return Err(SpecError::new(
@@ -307,7 +311,7 @@ impl JobSpec {
             }
             for (j, t) in scene.texts.iter().enumerate() {
                 let at = |rest: &str| format!("scenes[{i}].texts[{j}]{rest}");
-                check_text(&t.text, &at(".text"))?;
+                check_text(&t.text, || at(".text"))?;
                 for (name, v) in [(".x", t.x), (".y", t.y)] {
                     if !(0.0..=1.0).contains(&v) {
                         return Err(SpecError::new(
@@ -327,14 +331,14 @@ impl JobSpec {
                         ),
                     ));
                 }
-                check_color(&t.color, &at(".color"))?;
+                check_color(&t.color, || at(".color"))?;
             }
             if let Some(tr) = &scene.transition {
-                let field = at(".transition.duration");
+                let field = || at(".transition.duration");
                 if !tr.duration.is_finite() || tr.duration <= 0.0 || tr.duration > scene.duration {
                     return Err(SpecError::new(
                         "out_of_range",
-                        field,
+                        field(),
                         format!(
                             "must be greater than 0 and at most the scene's duration ({}), got {}",
                             scene.duration, tr.duration
@@ -353,7 +357,7 @@ impl JobSpec {
                     if tr.duration > next {
                         return Err(SpecError::new(
                             "out_of_range",
-                            field,
+                            field(),
                             format!(
                                 "a crossfade may not be longer than the next scene ({next}), got {}",
                                 tr.duration
@@ -395,9 +399,7 @@ impl JobSpec {
                 ),
             ));
         }
-        let meta = serde_json::to_vec(&self.metadata)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let meta = json_len(&self.metadata);
         if meta > MAX_METADATA_BYTES {
             return Err(SpecError::new(
                 "too_large",
@@ -448,11 +450,30 @@ pub enum AssetUse {
     Audio,
 }
 
-fn check_color(c: &str, field: &str) -> Result<(), SpecError> {
+/// The length of `value` written as compact JSON, counted without building it.
+fn json_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+fn check_color(c: &str, field: impl FnOnce() -> String) -> Result<(), SpecError> {
     if parse_color(c).is_none() {
         return Err(SpecError::new(
             "invalid_color",
-            field,
+            field(),
             format!(
                 "must be a colour written #rrggbb, got {:?}",
                 truncate(c, 40)
@@ -472,12 +493,12 @@ pub fn parse_color(c: &str) -> Option<[u8; 3]> {
     Some([(v >> 16) as u8, (v >> 8) as u8, v as u8])
 }
 
-fn check_text(text: &str, field: &str) -> Result<(), SpecError> {
+fn check_text(text: &str, field: impl FnOnce() -> String) -> Result<(), SpecError> {
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {
         return Err(SpecError::new(
             "too_long",
-            field,
+            field(),
             format!("at most {MAX_TEXT_CHARS} characters, got {chars}"),
         ));
     }
@@ -487,7 +508,7 @@ fn check_text(text: &str, field: &str) -> Result<(), SpecError> {
     {
         return Err(SpecError::new(
             "invalid_text",
-            field,
+            field(),
             format!(
                 "may not hold the control character U+{:04X}; use \\n for line breaks",
                 c as u32

@@ -133,7 +133,7 @@ fn job_to_item(job: &Job) -> Item {
     item.insert("state".into(), s(job.state.as_str()));
     item.insert(
         "spec".into(),
-        s(serde_json::to_string(&job.spec).expect("a job spec always serializes")),
+        s(serde_json::to_string(&*job.spec).expect("a job spec always serializes")),
     );
     item.insert("created_at".into(), n(job.created_at));
     item.insert("updated_at".into(), n(job.updated_at));
@@ -199,7 +199,7 @@ fn item_to_job(item: &Item) -> Result<Job> {
         id: job_id_of(item)?,
         tenant: req_s(item, "tenant")?.to_owned(),
         state: state_of(item)?,
-        spec,
+        spec: spec.into(),
         created_at: req_n(item, "created_at")?,
         updated_at: req_n(item, "updated_at")?,
         started_at: opt_n(item, "started_at")?,

@@ -157,7 +157,19 @@ pub fn generic_error_body(status: StatusCode) -> ErrorBody {
 }
 
 /// The response to a handler that panicked: logged, answered generically.
-pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+/// Answers a panic in a handler: logged, and a generic 500.
+#[derive(Clone, Copy, Debug)]
+pub struct PanicResponse;
+
+impl tower_http::catch_panic::ResponseForPanic for PanicResponse {
+    type ResponseBody = axum::body::Body;
+
+    fn response_for_panic(&mut self, err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        panic_response(err)
+    }
+}
+
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = err
         .downcast_ref::<String>()
         .map(String::as_str)

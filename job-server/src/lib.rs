@@ -7,7 +7,7 @@
 
 pub mod auth;
 pub mod config;
-mod context;
+pub mod context;
 pub mod error;
 mod routes;
 pub mod sweeper;
@@ -19,12 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::routing::get;
 use renderfleet_core::ports::{ApiKeys, AssetStore, JobQueue, JobStore, MediaLinks};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
 
 pub use config::Config;
 
@@ -68,11 +67,16 @@ impl std::fmt::Debug for AppState {
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole API as a router: routes, then the layers every request passes through (request id,
-/// tracing span and log line, uniform JSON error bodies; panic guard; timeout).
-pub fn app(state: AppState) -> Router {
-    let timeout = state.config.request_timeout;
-    Router::new()
+/// The whole API as one service: see [`app`].
+pub type App = context::RequestContext<CatchPanic<Router, error::PanicResponse>>;
+
+/// The whole API: the router, inside the layers every request passes through (request id,
+/// deadline, tracing span and log line, uniform JSON error bodies; panic guard). The layers wrap
+/// the router once, not each route, so a request clones no layered route. Serve it with
+/// `axum::serve(listener, app(state).into_make_service())`.
+pub fn app(state: AppState) -> App {
+    let limit = state.config.request_timeout;
+    let router = Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/openapi.json", get(routes::openapi::openapi_json))
@@ -80,16 +84,11 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::assets::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(context::request_context))
-                .layer(CatchPanicLayer::custom(error::panic_response))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    timeout,
-                )),
-        )
+        .with_state(state);
+    ServiceBuilder::new()
+        .layer(context::RequestContextLayer { limit })
+        .layer(CatchPanicLayer::custom(error::PanicResponse))
+        .service(router)
 }
 
 /// How long a shutting-down server waits for requests in flight (ECS sends SIGKILL 30 s after

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::ServiceExt as _;
 use job_server::sweeper::{self, SweepDeps};
 use job_server::{AppState, Config, Readiness, app};
 use renderfleet_core::aws::{DynamoStore, S3Media, SqsQueue};
@@ -77,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %config.listen, env = %config.names.env, "job server listening");
     let drain = config.drain;
     let graceful = stop.clone();
-    let server = axum::serve(listener, app(state))
+    let server = axum::serve(listener, app(state).into_make_service())
         .with_graceful_shutdown(async move { graceful.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
     let mut term = signal(SignalKind::terminate())?;

@@ -1,8 +1,12 @@
 //! Jobs as the API shows them.
 
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use renderfleet_core::api::{JobView, OutputView};
 use renderfleet_core::clock::{now_ms, to_rfc3339};
 use renderfleet_core::job::Job;
+use renderfleet_core::spec::JobSpec;
+use serde::Serialize;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -22,6 +26,7 @@ pub async fn job_view(state: &AppState, job: Job, with_spec: bool) -> Result<Job
         }
         None => None,
     };
+    let spec = with_spec.then(|| JobSpec::clone(&job.spec));
     Ok(JobView {
         id: job.id.to_string(),
         state: job.state,
@@ -35,6 +40,29 @@ pub async fn job_view(state: &AppState, job: Job, with_spec: bool) -> Result<Job
         cancel_requested: job.cancel_requested,
         priority: job.priority,
         metadata: job.spec.metadata.clone(),
-        spec: with_spec.then_some(job.spec),
+        spec,
     })
+}
+
+/// A JSON response body. Unlike `axum::Json`, which grows a 128-byte buffer through one small
+/// write per token, it writes into one buffer sized for a job's view.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(e) => ApiError::Internal(anyhow::Error::new(e).context("serializing a response"))
+                .into_response(),
+        }
+    }
 }

@@ -21,6 +21,7 @@ use super::JsonBody;
 use crate::AppState;
 use crate::auth::Tenant;
 use crate::error::ApiError;
+use crate::views::Json;
 
 /// Lifetime of an upload link.
 const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
@@ -124,7 +125,7 @@ pub(crate) async fn create(
         content_type: asset.content_type,
         size_bytes: asset.size_bytes,
     };
-    Ok((StatusCode::CREATED, headers, axum::Json(body)).into_response())
+    Ok((StatusCode::CREATED, headers, Json(body)).into_response())
 }
 
 /// `GET /v1/assets/{id}`. Another tenant's asset is a 404, like one that does not exist.
@@ -150,7 +151,7 @@ pub(crate) async fn read(
         .filter(|a| a.tenant == tenant.0)
         .ok_or(ApiError::NotFound("asset"))?;
     let uploaded = state.media.head(&asset.key).await?.is_some();
-    Ok(axum::Json(AssetView {
+    Ok(Json(AssetView {
         id: asset.id.to_string(),
         content_type: asset.content_type,
         size_bytes: asset.size_bytes,

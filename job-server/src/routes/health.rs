@@ -6,12 +6,13 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::views::Json;
 
 /// `GET /healthz`: the process answers. Touches no dependency, so a slow table never gets a
 /// healthy task killed.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process answers", body = Object)))]
 pub(crate) async fn healthz() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
+    Json(json!({ "status": "ok" })).into_response()
 }
 
 /// `GET /readyz`: the jobs table and the queue answer; 503 names what does not.
@@ -21,5 +22,5 @@ pub(crate) async fn healthz() -> Response {
 ))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
     state.ready.check().await.map_err(ApiError::NotReady)?;
-    Ok(axum::Json(json!({ "status": "ready" })).into_response())
+    Ok(Json(json!({ "status": "ready" })).into_response())
 }

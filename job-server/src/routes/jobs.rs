@@ -1,8 +1,9 @@
 //! `/v1/jobs`: submit (one or a batch), read, list and cancel render jobs.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -22,7 +23,7 @@ use super::JsonBody;
 use crate::AppState;
 use crate::auth::Tenant;
 use crate::error::ApiError;
-use crate::views::job_view;
+use crate::views::{Json, job_view};
 
 /// Jobs in one batch request, at most.
 pub const MAX_BATCH: usize = 10;
@@ -38,18 +39,31 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jobs/{id}", get(get_job).delete(cancel))
 }
 
-fn location(id: &str) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
+fn location(id: &str) -> [(header::HeaderName, HeaderValue); 1] {
+    let path = ["/v1/jobs/", id].concat();
+    [(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/v1/jobs/{id}")).expect("ids are header-safe"),
-    );
-    headers
+        HeaderValue::try_from(path).expect("ids are header-safe"),
+    )]
+}
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The request's `Idempotency-Key`, checked (an extractor, so the handler does not copy every
+/// header to read one).
+pub(crate) struct IdempotencyKey(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        idempotency_key(&parts.headers).map(IdempotencyKey)
+    }
 }
 
 /// Reads and checks the `Idempotency-Key` header.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(v) = headers.get("idempotency-key") else {
+    let Some(v) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let bad = |message: &str| ApiError::BadRequest {
@@ -141,10 +155,9 @@ async fn check_assets(state: &AppState, tenant: &str, spec: &JobSpec) -> Result<
 pub(crate) async fn submit(
     State(state): State<AppState>,
     tenant: Tenant,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
     let spec = JobSpec::from_json(&body).map_err(ApiError::Invalid)?;
     check_assets(&state, &tenant.0, &spec).await?;
     let now = now_ms();
@@ -159,9 +172,8 @@ pub(crate) async fn submit(
         Created::New => {
             renderfleet_core::failpoint("after_job_write");
             enqueue(&state, &job).await;
-            let id = job.id.to_string();
             let view = job_view(&state, job, false).await?;
-            Ok((StatusCode::ACCEPTED, location(&id), axum::Json(view)).into_response())
+            Ok((StatusCode::ACCEPTED, location(&view.id), Json(view)).into_response())
         }
         Created::Existing { job_id, body_hash } => {
             let idem = idem.expect("only an idempotent create finds an existing record");
@@ -200,12 +212,7 @@ pub(crate) async fn submit(
                 }
             };
             let view = job_view(&state, existing, false).await?;
-            Ok((
-                StatusCode::ACCEPTED,
-                location(job_id.as_str()),
-                axum::Json(view),
-            )
-                .into_response())
+            Ok((StatusCode::ACCEPTED, location(job_id.as_str()), Json(view)).into_response())
         }
     }
 }
@@ -349,7 +356,7 @@ pub(crate) async fn batch(
     for (index, job) in created {
         results[index].job = Some(job_view(&state, job, false).await?);
     }
-    Ok((StatusCode::OK, axum::Json(BatchResponse { results })).into_response())
+    Ok((StatusCode::OK, Json(BatchResponse { results })).into_response())
 }
 
 /// `GET /v1/jobs/{id}`. Another tenant's job is a 404, exactly like a job that does not exist.
@@ -368,7 +375,7 @@ pub(crate) async fn get_job(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let job = own_job(&state, &tenant, &id).await?;
-    Ok(axum::Json(job_view(&state, job, true).await?).into_response())
+    Ok(Json(job_view(&state, job, true).await?).into_response())
 }
 
 async fn own_job(state: &AppState, tenant: &Tenant, id: &str) -> Result<Job, ApiError> {
@@ -489,7 +496,7 @@ pub(crate) async fn list(
     for job in page.jobs {
         jobs.push(job_view(&state, job, false).await?);
     }
-    Ok(axum::Json(JobList { jobs, next_cursor }).into_response())
+    Ok(Json(JobList { jobs, next_cursor }).into_response())
 }
 
 /// `DELETE /v1/jobs/{id}`: a queued job is cancelled at once (200) and never renders; a running
@@ -512,14 +519,12 @@ pub(crate) async fn cancel(
 ) -> Result<Response, ApiError> {
     let job = own_job(&state, &tenant, &id).await?;
     match state.jobs.cancel(&job.id, now_ms()).await? {
-        CancelOutcome::Cancelled(job) => Ok((
-            StatusCode::OK,
-            axum::Json(job_view(&state, job, false).await?),
-        )
-            .into_response()),
+        CancelOutcome::Cancelled(job) => {
+            Ok((StatusCode::OK, Json(job_view(&state, job, false).await?)).into_response())
+        }
         CancelOutcome::Requested(job) => Ok((
             StatusCode::ACCEPTED,
-            axum::Json(job_view(&state, job, false).await?),
+            Json(job_view(&state, job, false).await?),
         )
             .into_response()),
         CancelOutcome::AlreadyFinished(job) => Err(ApiError::Conflict {

@@ -387,7 +387,9 @@ pub struct MemoryQueue {
 struct QueueInner {
     next_id: u64,
     messages: VecDeque<QueuedMessage>,
-    sent: Vec<JobMessage>,
+    sent: VecDeque<JobMessage>,
+    /// With a limit, the most messages kept on the queue (and in `sent`); older ones are dropped.
+    limit: Option<usize>,
     /// receipt -> message id
     receipts: HashMap<String, u64>,
     deleted: Vec<String>,
@@ -408,9 +410,18 @@ impl MemoryQueue {
         Self::default()
     }
 
-    /// Every message ever sent, in order.
+    /// A queue that keeps only the newest `limit` messages: for benchmarks that send for minutes
+    /// with nobody receiving, where SQS holds the backlog in production, so that the figures
+    /// measure the sender and not a buffer growing without end.
+    pub fn with_limit(limit: usize) -> Self {
+        let queue = Self::default();
+        lock(&queue.inner).limit = Some(limit.max(1));
+        queue
+    }
+
+    /// Every message sent, in order (with a limit, the newest `limit`).
     pub fn sent(&self) -> Vec<JobMessage> {
-        lock(&self.inner).sent.clone()
+        lock(&self.inner).sent.iter().cloned().collect()
     }
 
     /// Bodies of the messages still on the queue.
@@ -462,7 +473,7 @@ impl JobQueue for MemoryQueue {
                 message: "injected".into(),
             });
         }
-        g.sent.push(msg.clone());
+        g.sent.push_back(msg.clone());
         g.next_id += 1;
         let id = g.next_id;
         g.messages.push_back(QueuedMessage {
@@ -471,6 +482,14 @@ impl JobQueue for MemoryQueue {
             receive_count: 0,
             visible_at: None,
         });
+        if let Some(limit) = g.limit {
+            while g.messages.len() > limit {
+                g.messages.pop_front();
+            }
+            while g.sent.len() > limit {
+                g.sent.pop_front();
+            }
+        }
         Ok(())
     }
 
@@ -870,5 +889,24 @@ mod tests {
             unlimited.create(j, None).await.unwrap();
         }
         assert_eq!(unlimited.jobs().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_queue_limit_keeps_the_newest_messages() {
+        let queue = MemoryQueue::with_limit(2);
+        let msgs: Vec<JobMessage> = (0..3).map(|i| JobMessage::new(job(i).id)).collect();
+        for m in &msgs {
+            queue.send(m).await.unwrap();
+        }
+        assert_eq!(queue.sent(), msgs[1..]);
+        assert_eq!(
+            queue.pending(),
+            msgs[1..]
+                .iter()
+                .map(JobMessage::to_body)
+                .collect::<Vec<_>>()
+        );
+        let got = queue.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(got.len(), 2);
     }
 }

@@ -855,17 +855,21 @@ impl AgentLauncher for MemoryFleet {
     }
 }
 
+/// A small valid queued job of `tenant`, created at `created_at`: one black second at 64x64.
+pub fn sample_job(tenant: &str, created_at: EpochMillis) -> Job {
+    let spec = crate::spec::JobSpec::from_json(
+        br##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"}}]}"##,
+    )
+    .expect("the sample spec is valid");
+    Job::new(JobId::generate(), tenant, spec, created_at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::JobSpec;
 
     fn job(n: i64) -> Job {
-        let spec = JobSpec::from_json(
-            br##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"}}]}"##,
-        )
-        .unwrap();
-        Job::new(JobId::generate(), "acme", spec, n)
+        sample_job("acme", n)
     }
 
     #[tokio::test]

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use renderfleet_core::api::{ErrorBody, ErrorResponse};
 use renderfleet_core::spec::SpecError;
 
+use crate::views::Json;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("missing or unknown API key")]
@@ -93,11 +95,13 @@ impl From<renderfleet_core::Error> for ApiError {
 }
 
 fn json_response(status: StatusCode, body: ErrorBody) -> Response {
-    let bytes = serde_json::to_vec(&ErrorResponse {
-        error: body.clone(),
-    })
-    .expect("serializes");
-    let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+    let mut resp = (
+        status,
+        Json(ErrorResponse {
+            error: body.clone(),
+        }),
+    )
+        .into_response();
     resp.extensions_mut().insert(body);
     resp
 }
@@ -157,7 +161,6 @@ pub fn generic_error_body(status: StatusCode) -> ErrorBody {
 }
 
 /// The response to a handler that panicked: logged, answered generically.
-/// Answers a panic in a handler: logged, and a generic 500.
 #[derive(Clone, Copy, Debug)]
 pub struct PanicResponse;
 
@@ -165,19 +168,15 @@ impl tower_http::catch_panic::ResponseForPanic for PanicResponse {
     type ResponseBody = axum::body::Body;
 
     fn response_for_panic(&mut self, err: Box<dyn std::any::Any + Send + 'static>) -> Response {
-        panic_response(err)
+        let what = err
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| err.downcast_ref::<&str>().copied())
+            .unwrap_or("unknown");
+        tracing::error!(panic = what, "handler panicked");
+        json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            generic_error_body(StatusCode::INTERNAL_SERVER_ERROR),
+        )
     }
-}
-
-fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let what = err
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| err.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown");
-    tracing::error!(panic = what, "handler panicked");
-    json_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        generic_error_body(StatusCode::INTERNAL_SERVER_ERROR),
-    )
 }

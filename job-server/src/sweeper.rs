@@ -101,18 +101,12 @@ pub async fn run(deps: SweepDeps, cfg: SweepConfig, stop: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use renderfleet_core::fakes::{MemoryQueue, MemoryStore};
-    use renderfleet_core::ids::JobId;
+    use renderfleet_core::fakes::{MemoryQueue, MemoryStore, sample_job};
     use renderfleet_core::job::Job;
     use renderfleet_core::ports::JobStore;
-    use renderfleet_core::spec::JobSpec;
 
     fn job(created: EpochMillis) -> Job {
-        let spec = JobSpec::from_json(
-            br##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"}}]}"##,
-        )
-        .unwrap();
-        Job::new(JobId::generate(), "t", spec, created)
+        sample_job("t", created)
     }
 
     #[tokio::test]

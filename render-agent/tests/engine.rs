@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use render_agent::engine::external::ExternalEngine;
-use render_agent::engine::ffmpeg::{FfmpegEngine, probe};
+use render_agent::engine::ffmpeg::{FfmpegEngine, MediaInfo, probe};
 use render_agent::engine::mp4;
 use render_agent::engine::{Engine, EngineError, LocalAsset, RenderRequest};
 use renderfleet_core::ids::AssetId;
@@ -82,6 +82,24 @@ fn ocr(video: &Path, at: f64) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The agent's in-process MP4 check of `out`, asserted to read the duration (within 0.05 s) and
+/// the video and audio stream counts that ffprobe reports.
+fn mp4_agrees_with_ffprobe(out: &Path, p: &MediaInfo) -> mp4::Mp4Summary {
+    let s = mp4::summary(out).unwrap();
+    assert!(
+        (s.duration - p.duration).abs() <= 0.05,
+        "mp4 header {} s, ffprobe {} s",
+        s.duration,
+        p.duration
+    );
+    let count = |kind: &str| p.streams.iter().filter(|s| s.codec_type == kind).count() as u32;
+    assert_eq!(
+        (s.video_tracks, s.audio_tracks),
+        (count("video"), count("audio"))
+    );
+    s
+}
+
 fn title_spec(text: &str) -> serde_json::Value {
     json!({
         "output": { "width": 1280, "height": 360, "fps": 10 },
@@ -108,18 +126,7 @@ async fn a_plain_title_appears_in_the_frame() {
 
     // The agent's in-process output check agrees with ffprobe, and refuses the file cut short.
     let p = probe(Path::new("ffprobe"), &out).await.unwrap();
-    let s = mp4::summary(&out).unwrap();
-    assert!(
-        (s.duration - p.duration).abs() <= 0.05,
-        "mp4 header {} s, ffprobe {} s",
-        s.duration,
-        p.duration
-    );
-    let count = |kind: &str| p.streams.iter().filter(|s| s.codec_type == kind).count() as u32;
-    assert_eq!(
-        (s.video_tracks, s.audio_tracks),
-        (count("video"), count("audio"))
-    );
+    let s = mp4_agrees_with_ffprobe(&out, &p);
     assert!(s.media_bytes > 0);
     let bytes = std::fs::read(&out).unwrap();
     std::fs::write(&out, &bytes[..bytes.len() / 2]).unwrap();
@@ -289,13 +296,7 @@ async fn image_video_and_audio_assets_render_into_h264_and_aac() {
         p.duration
     );
     // The agent's in-process check reads the same duration and streams as ffprobe.
-    let s = mp4::summary(&out).unwrap();
-    assert!(
-        (s.duration - p.duration).abs() <= 0.05,
-        "mp4 header {} s, ffprobe {} s",
-        s.duration,
-        p.duration
-    );
+    let s = mp4_agrees_with_ffprobe(&out, &p);
     assert_eq!((s.video_tracks, s.audio_tracks), (1, 1));
     // +faststart puts the index before the media data.
     let head = std::fs::read(&out).unwrap();

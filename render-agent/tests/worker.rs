@@ -13,6 +13,7 @@ use render_agent::worker::{Agent, Deps, Prober, Shared, Step};
 use renderfleet_core::clock::now_ms;
 use renderfleet_core::fakes::{
     FleetCall, MemoryFleet, MemoryHealth, MemoryMedia, MemoryMetrics, MemoryQueue, MemoryStore,
+    sample_job,
 };
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobState};
@@ -153,17 +154,8 @@ fn world(script: Script, slots: u32) -> World {
     }
 }
 
-fn spec_json() -> &'static [u8] {
-    br##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"}}]}"##
-}
-
 async fn submit(w: &World) -> JobId {
-    let job = Job::new(
-        JobId::generate(),
-        "acme",
-        JobSpec::from_json(spec_json()).unwrap(),
-        now_ms(),
-    );
+    let job = sample_job("acme", now_ms());
     w.store.create(&job, None).await.unwrap();
     w.queue
         .send(&JobMessage::new(job.id.clone()))

@@ -8,9 +8,18 @@ use serde::{Deserialize, Serialize};
 macro_rules! prefixed_id {
     ($name:ident, $prefix:literal, $doc:literal) => {
         #[doc = $doc]
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
+        ///
+        /// Held inline (the prefix and 32 hex digits, always ASCII): copying an id, which a
+        /// request does several times (the record, the queue message, the response), allocates
+        /// nothing.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; $prefix.len() + 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -30,11 +39,10 @@ macro_rules! prefixed_id {
 
             /// A new, unique, time-ordered id.
             pub fn generate() -> Self {
-                let mut buf = uuid::Uuid::encode_buffer();
-                let hex = uuid::Uuid::now_v7().simple().encode_lower(&mut buf);
-                let mut id = String::with_capacity($prefix.len() + hex.len());
-                id.push_str($prefix);
-                id.push_str(hex);
+                let mut id = [0u8; $prefix.len() + 32];
+                let (prefix, hex) = id.split_at_mut($prefix.len());
+                prefix.copy_from_slice($prefix.as_bytes());
+                uuid::Uuid::now_v7().simple().encode_lower(hex);
                 Self(id)
             }
 
@@ -46,18 +54,31 @@ macro_rules! prefixed_id {
                     && rest
                         .bytes()
                         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                ok.then(|| Self(s.to_owned()))
+                if !ok {
+                    return None;
+                }
+                let mut id = [0u8; $prefix.len() + 32];
+                id.copy_from_slice(s.as_bytes());
+                Some(Self(id))
             }
 
             /// The id as text.
             pub fn as_str(&self) -> &str {
-                &self.0
+                std::str::from_utf8(&self.0).expect("an id holds only ASCII")
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name))
+                    .field(&self.as_str())
+                    .finish()
             }
         }
     };
@@ -82,5 +103,16 @@ mod tests {
         assert!(JobId::parse("job_../../etc/passwd").is_none());
         assert!(JobId::parse("job_0193ABCDEF0123456789abcdef012345").is_none());
         assert!(JobId::parse("").is_none());
+        assert!(JobId::parse(&format!("{}0", id.as_str())).is_none());
+        assert_eq!(id.to_string().len(), 36);
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{}\"", id.as_str())
+        );
+        assert_eq!(
+            serde_json::from_str::<JobId>(&serde_json::to_string(&id).unwrap()).unwrap(),
+            id
+        );
+        assert_eq!(format!("{id:?}"), format!("JobId({:?})", id.as_str()));
     }
 }

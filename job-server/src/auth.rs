@@ -6,17 +6,17 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use renderfleet_core::keys;
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::ApiError;
 
 /// The caller's tenant, resolved from its API key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenant(pub String);
 
-impl FromRequestParts<AppState> for Tenant {
+impl FromRequestParts<Shared> for Tenant {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)

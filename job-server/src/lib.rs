@@ -65,6 +65,11 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The state as the router holds it. Axum clones the state for every request (and the boxed route
+/// that holds it): one shared pointer costs one reference count, where the seven of `AppState`
+/// would cost seven.
+pub(crate) type Shared = Arc<AppState>;
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole API as one service: see [`app`].
@@ -84,7 +89,7 @@ pub fn app(state: AppState) -> App {
         .merge(routes::assets::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .with_state(state);
+        .with_state(Arc::new(state));
     ServiceBuilder::new()
         .layer(context::RequestContextLayer { limit })
         .layer(CatchPanicLayer::custom(error::PanicResponse))

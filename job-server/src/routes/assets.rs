@@ -18,7 +18,7 @@ use renderfleet_core::ports::Asset;
 use renderfleet_core::spec::SpecError;
 
 use super::JsonBody;
-use crate::AppState;
+use crate::Shared;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::views::Json;
@@ -26,7 +26,7 @@ use crate::views::Json;
 /// Lifetime of an upload link.
 const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Shared> {
     Router::new()
         .route("/v1/assets", post(create))
         .route("/v1/assets/{id}", get(read))
@@ -47,7 +47,7 @@ pub fn router() -> Router<AppState> {
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn create(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -139,7 +139,7 @@ pub(crate) async fn create(
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn read(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::AppState;
+use crate::Shared;
 use crate::error::ApiError;
 use crate::views::Json;
 
@@ -20,7 +20,7 @@ pub(crate) async fn healthz() -> Response {
     (status = 200, description = "The jobs table and the queue answer", body = Object),
     (status = 503, description = "A dependency does not answer", body = renderfleet_core::api::ErrorResponse),
 ))]
-pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn readyz(State(state): State<Shared>) -> Result<Response, ApiError> {
     state.ready.check().await.map_err(ApiError::NotReady)?;
     Ok(Json(json!({ "status": "ready" })).into_response())
 }

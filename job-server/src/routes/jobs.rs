@@ -20,10 +20,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::JsonBody;
-use crate::AppState;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::views::{Json, job_view};
+use crate::{AppState, Shared};
 
 /// Jobs in one batch request, at most.
 pub const MAX_BATCH: usize = 10;
@@ -32,7 +32,7 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Shared> {
     Router::new()
         .route("/v1/jobs", post(submit).get(list))
         .route("/v1/jobs/batch", post(batch))
@@ -153,7 +153,7 @@ async fn check_assets(state: &AppState, tenant: &str, spec: &JobSpec) -> Result<
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn submit(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody,
@@ -249,7 +249,7 @@ async fn mark_enqueued(state: &AppState, id: &JobId) {
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn batch(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
@@ -370,7 +370,7 @@ pub(crate) async fn batch(
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn get_job(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -428,7 +428,7 @@ fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     Query(p): Query<ListParams>,
 ) -> Result<Response, ApiError> {
@@ -513,7 +513,7 @@ pub(crate) async fn list(
         (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
     ))]
 pub(crate) async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<Shared>,
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {

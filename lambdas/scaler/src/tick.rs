@@ -15,7 +15,9 @@ use renderfleet_core::ports::{
     ActiveWork, AgentDirectory, AgentLauncher, AgentState, Fleet, FleetState, Heartbeat, JobLedger,
     Lifecycle, MetricDatum, MetricUnit, MetricsSink, QueueCounters, QueueDepth, ScalerMemory,
 };
-use scaling_policy::{Booting, Decision, History, Observation, Running, Waiting, Worker, decide};
+use scaling_policy::{
+    Booting, Decision, History, Observation, Running, Waiting, Worker, decide, smoothed_boot_secs,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Config;
@@ -39,9 +41,6 @@ impl std::fmt::Debug for Deps {
         f.write_str("Deps")
     }
 }
-
-/// The smoothing of the measured boot time: each new measurement weighs this much.
-const BOOT_EWMA_WEIGHT: f64 = 0.3;
 
 /// What the scaler remembers between ticks, stored as JSON.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -331,10 +330,7 @@ impl Seeing {
                     if !seen.measured && hb.started_at > seen.first_seen {
                         seen.measured = true;
                         let sample = secs_between(seen.first_seen, hb.started_at);
-                        state.boot_secs = Some(match state.boot_secs {
-                            None => sample,
-                            Some(b) => b + BOOT_EWMA_WEIGHT * (sample - b),
-                        });
+                        state.boot_secs = Some(smoothed_boot_secs(state.boot_secs, sample));
                     }
                     out.workers.push(Worker {
                         id: inst.id.clone(),

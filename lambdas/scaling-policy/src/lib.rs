@@ -91,6 +91,20 @@ impl Observation {
     }
 }
 
+/// How much one new boot-time measurement weighs in the estimate.
+pub const BOOT_EWMA_WEIGHT: f64 = 0.3;
+
+/// The boot time to plan with after measuring one more launch (seconds): the first measurement
+/// as it is, then an exponentially weighted average, so a slow launch moves the estimate and one
+/// outlier does not own it. The scaler keeps the result in its state as
+/// [`Observation::boot_secs`].
+pub fn smoothed_boot_secs(previous: Option<f64>, sample: f64) -> f64 {
+    match previous {
+        None => sample,
+        Some(b) => b + BOOT_EWMA_WEIGHT * (sample - b),
+    }
+}
+
 /// The policy's settings. Every field has a default; the scaler reads them from its environment
 /// (`RENDERFLEET_*`, see the scaler's `Config`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -656,3 +656,17 @@ proptest! {
         prop_assert_eq!((a.desired, a.launched), (c.desired, c.launched), "input order does not matter");
     }
 }
+
+#[test]
+fn the_boot_estimate_starts_at_the_first_measurement_and_then_moves_by_a_weighted_step() {
+    assert_eq!(smoothed_boot_secs(None, 40.0), 40.0);
+    // 30 + 0.3 * (50 - 30)
+    assert!((smoothed_boot_secs(Some(30.0), 50.0) - 36.0).abs() < 1e-9);
+    // One outlier moves it less than a third of the way; repeated samples converge on them.
+    let mut b = smoothed_boot_secs(Some(30.0), 300.0);
+    assert!(b < 30.0 + (300.0 - 30.0) / 3.0);
+    for _ in 0..40 {
+        b = smoothed_boot_secs(Some(b), 45.0);
+    }
+    assert!((b - 45.0).abs() < 0.01);
+}

@@ -3,13 +3,11 @@
 
 use scaling_policy::{
     Booting, History, Observation, PolicyConfig, Running, Waiting, Worker, decide,
+    smoothed_boot_secs,
 };
 
 use crate::engine::{FleetKind, InstanceState, Policy, Victims, World};
 use crate::trace::{Millis, ms, secs};
-
-/// The smoothing of the measured boot time, as in the scaler.
-const BOOT_EWMA_WEIGHT: f64 = 0.3;
 
 #[derive(Debug)]
 pub struct Renderfleet {
@@ -58,10 +56,7 @@ impl Renderfleet {
                     if !self.measured[inst.id as usize] && !inst.initial {
                         self.measured[inst.id as usize] = true;
                         let sample = secs(inst.ready_at - inst.launched);
-                        self.boot_secs = Some(match self.boot_secs {
-                            None => sample,
-                            Some(b) => b + BOOT_EWMA_WEIGHT * (sample - b),
-                        });
+                        self.boot_secs = Some(smoothed_boot_secs(self.boot_secs, sample));
                     }
                     for &j in &inst.jobs {
                         let (started, render) = w.running_job(j);

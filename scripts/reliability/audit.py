@@ -223,3 +223,14 @@ def print_report(r: dict, title: str = "loss audit") -> None:
             print(f"  {key}: {r[key][:10]}")
     print(f"  AUDIT {'PASSED' if r['ok'] else 'FAILED'}: {r['jobs_lost']} jobs lost, "
           f"{r['duplicate_side_effects']} duplicate side effects")
+
+
+def finish(suite: str, ok: bool, took: float, report: dict, summary_path: Path | None, **figures) -> int:
+    """The end every suite shares: the summary file (the suite's figures, its time and the audit's
+    counts) when asked for, the verdict line, and the exit code."""
+    if summary_path:
+        audit_counts = {k: v for k, v in report.items() if not isinstance(v, list)}
+        summary = {"suite": suite, **figures, "seconds": round(took, 1), "audit": audit_counts}
+        summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    print(f"\n{suite} {'passed' if ok else 'FAILED'} in {took:.0f} s")
+    return 0 if ok else 1

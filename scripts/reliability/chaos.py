@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import audit, print_report, wait_drained  # noqa: E402
+from audit import audit, finish, print_report, wait_drained  # noqa: E402
 from rfstack import arguments, Api, Stack, free_port, log, small_spec, spawn  # noqa: E402
 
 GRACE_SECS = 4
@@ -305,13 +305,8 @@ def main() -> int:
         print(f"  FAILURE: {f}")
         ok = False
     ok = ok and report["ok"]
-    summary = {"suite": "chaos", "short": a.short, "seed": a.seed, "seconds": round(took, 1),
-               "faults": run.rows, "audit": {k: v for k, v in report.items() if not isinstance(v, list)},
-               "failures": run.failures}
-    if a.summary:
-        a.summary.write_text(json.dumps(summary, indent=2, default=str))
-    print(f"\nchaos {'passed' if ok else 'FAILED'} in {took:.0f} s")
-    return 0 if ok else 1
+    return finish("chaos", ok, took, report, a.summary, short=a.short, seed=a.seed, faults=run.rows,
+                  failures=run.failures)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import audit, print_report  # noqa: E402
+from audit import audit, finish, print_report  # noqa: E402
 from rfstack import arguments, Stack, log  # noqa: E402
 
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
@@ -73,14 +73,8 @@ def main() -> int:
         print(f"    {f}")
     print_report(report, "loss audit (fuzz)")
     ok = p.returncode == 0 and five_xx == 0 and not failures and report["ok"] and cases > 0
-    if a.summary:
-        a.summary.write_text(json.dumps({
-            "suite": "fuzz", "seed": a.seed, "per_operation": examples, "cases": cases,
-            "statuses": statuses, "five_xx": five_xx, "failures": failures, "seconds": round(took, 1),
-            "schemathesis_exit": p.returncode,
-            "audit": {k: v for k, v in report.items() if not isinstance(v, list)}}, indent=2, default=str))
-    print(f"\nfuzz {'passed' if ok else 'FAILED'} in {took:.0f} s")
-    return 0 if ok else 1
+    return finish("fuzz", ok, took, report, a.summary, seed=a.seed, per_operation=examples, cases=cases,
+                  statuses=statuses, five_xx=five_xx, failures=failures, schemathesis_exit=p.returncode)
 
 
 def summarize(path: Path, server_log: Path) -> tuple[int, dict[int, int], list[str]]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audit import audit, print_report  # noqa: E402
+from audit import audit, finish, print_report  # noqa: E402
 from rfstack import arguments, Stack, log  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -115,16 +115,11 @@ def main() -> int:
         failures.append("no job was accepted")
     for f in failures:
         print(f"  FAILURE: {f}")
-    if a.summary:
-        a.summary.write_text(json.dumps({
-            "suite": "load", "plan": plan, "base_rate": base, "seconds": round(took, 1), "requests": requests,
-            "load_secs": round(load_secs, 1), "accepted": len(accepted), "invalid_refused": invalid,
-            "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "p99_ms": pct(ms, 99),
-            "unexpected": unexpected, "five_xx": five_xx, "completed": completed, "peak": peak,
-            "outcomes": r["outcomes"],
-            "audit": {k: v for k, v in report.items() if not isinstance(v, list)}}, indent=2, default=str))
-    print(f"\nload {'passed' if not failures else 'FAILED'} in {took:.0f} s")
-    return 0 if not failures else 1
+    return finish("load", not failures, took, report, a.summary, plan=plan, base_rate=base,
+                  requests=requests, load_secs=round(load_secs, 1), accepted=len(accepted),
+                  invalid_refused=invalid, p50_ms=pct(ms, 50), p95_ms=pct(ms, 95), p99_ms=pct(ms, 99),
+                  unexpected=unexpected, five_xx=five_xx, completed=completed, peak=peak,
+                  outcomes=r["outcomes"])
 
 
 if __name__ == "__main__":

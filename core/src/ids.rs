@@ -10,10 +10,9 @@ macro_rules! prefixed_id {
         #[doc = $doc]
         ///
         /// Held inline (the prefix and 32 hex digits, always ASCII): copying an id, which a
-        /// request does several times (the record, the queue message, the response), allocates
-        /// nothing.
+        /// submit does for the record, the store's key and the queue message, allocates nothing.
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name([u8; $prefix.len() + 32]);
+        pub struct $name([u8; Self::LEN]);
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -36,10 +35,12 @@ macro_rules! prefixed_id {
         impl $name {
             /// The prefix every id of this kind starts with.
             pub const PREFIX: &'static str = $prefix;
+            /// Bytes in an id: the prefix and 32 hex digits.
+            const LEN: usize = $prefix.len() + 32;
 
             /// A new, unique, time-ordered id.
             pub fn generate() -> Self {
-                let mut id = [0u8; $prefix.len() + 32];
+                let mut id = [0u8; Self::LEN];
                 let (prefix, hex) = id.split_at_mut($prefix.len());
                 prefix.copy_from_slice($prefix.as_bytes());
                 uuid::Uuid::now_v7().simple().encode_lower(hex);
@@ -57,7 +58,7 @@ macro_rules! prefixed_id {
                 if !ok {
                     return None;
                 }
-                let mut id = [0u8; $prefix.len() + 32];
+                let mut id = [0u8; Self::LEN];
                 id.copy_from_slice(s.as_bytes());
                 Some(Self(id))
             }

@@ -28,7 +28,7 @@ pub async fn job_view(state: &AppState, job: Job, with_spec: bool) -> Result<Job
     };
     let spec = with_spec.then(|| JobSpec::clone(&job.spec));
     Ok(JobView {
-        id: job.id.to_string(),
+        id: job.id.as_str().to_owned(),
         state: job.state,
         progress: job.progress,
         attempts: job.attempts,

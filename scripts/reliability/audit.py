@@ -16,7 +16,8 @@ the work to drain and then checks, from the jobs table, the media bucket and the
   terminal write, a second output object, a job nobody asked for.
 
 `audit(stack, accepted, faults)` returns a report; `print_report` prints it; `report["ok"]` says
-whether the run passes.
+whether the run passes; `finish` writes a suite's summary file and verdict line and gives its exit
+code.
 """
 
 from __future__ import annotations

@@ -92,12 +92,12 @@ impl Observation {
 }
 
 /// How much one new boot-time measurement weighs in the estimate.
-pub const BOOT_EWMA_WEIGHT: f64 = 0.3;
+const BOOT_EWMA_WEIGHT: f64 = 0.3;
 
 /// The boot time to plan with after measuring one more launch (seconds): the first measurement
 /// as it is, then an exponentially weighted average, so a slow launch moves the estimate and one
-/// outlier does not own it. The scaler keeps the result in its state as
-/// [`Observation::boot_secs`].
+/// outlier does not own it. The scaler (and the simulator) keep the result between ticks and pass
+/// it to [`decide`] as [`Observation::boot_secs`].
 pub fn smoothed_boot_secs(previous: Option<f64>, sample: f64) -> f64 {
     match previous {
         None => sample,

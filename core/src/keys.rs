@@ -44,17 +44,23 @@ pub fn parse(presented: &str) -> Option<(&str, &str)> {
     (hexish(id, 16) && hexish(secret, 48)).then_some((id, secret))
 }
 
+/// What the store keeps of a secret: its SHA-256, in hex.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    String::from_utf8(digest_hex(secret).to_vec()).expect("hex digits are ASCII")
+}
+
+/// The SHA-256 of `secret` as hex, on the stack (verification runs on every request).
+fn digest_hex(secret: &str) -> [u8; 64] {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut hex)
+        .expect("a SHA-256 digest is 64 hex digits");
+    hex
 }
 
 /// Whether `secret` matches the stored record (and the record is not revoked).
 pub fn verify(record: &ApiKeyRecord, secret: &str) -> bool {
-    // The digest is written as hex on the stack (this runs on every request) and compared in time
-    // independent of where the two differ.
-    let mut presented = [0u8; 64];
-    hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut presented)
-        .expect("a SHA-256 digest is 64 hex digits");
+    // Compared in time independent of where the two differ.
+    let presented = digest_hex(secret);
     let stored = record.secret_hash.as_bytes();
     let same = stored.len() == presented.len()
         && presented

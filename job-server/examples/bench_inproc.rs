@@ -3,55 +3,49 @@
 //! callgrind sees only our code and the framework's. Usage: bench_inproc N [submit|hello];
 //! prints the time per request of each.
 
+mod bench_common;
+
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::Request;
 use axum::response::Response;
-use job_server::{AlwaysReady, AppState, Config, app};
-use renderfleet_core::clock::now_ms;
-use renderfleet_core::fakes::{MemoryMedia, MemoryQueue, MemoryStore};
-use renderfleet_core::ports::ApiKeys;
+use job_server::app;
 use tower::{Service, ServiceExt};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The body `scripts/bench/submit.lua` sends.
-const BODY: &str = r##"{"output":{"width":1280,"height":720,"fps":30},"scenes":[{"duration":3,"background":{"color":"#0b1d3a"},"texts":[{"text":"Spring Campaign","x":0.5,"y":0.4,"size":0.08,"color":"#ffffff"},{"text":"renderfleet","y":0.6,"size":0.05}],"transition":{"kind":"fade","duration":0.5}}],"priority":5,"metadata":{"campaign":"spring"}}"##;
+/// The body `scripts/bench/submit.lua` sends, read from the script so the two cannot drift.
+fn body() -> &'static str {
+    const SCRIPT: &str = include_str!("../../scripts/bench/submit.lua");
+    SCRIPT
+        .split_once("wrk.body = [[")
+        .and_then(|(_, rest)| rest.split_once("]]"))
+        .map(|(body, _)| body)
+        .expect("submit.lua sets wrk.body")
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let only = args.next();
-    // As bench_server: the stores keep the newest 100 jobs and messages.
-    let store = MemoryStore::with_job_limit(100);
-    let key = renderfleet_core::keys::generate("bench", now_ms());
-    store.create_key(&key.record).await?;
-    let state = AppState {
-        ready: Arc::new(AlwaysReady),
-        jobs: Arc::new(store.clone()),
-        queue: Arc::new(MemoryQueue::with_limit(100)),
-        keys: Arc::new(store.clone()),
-        assets: Arc::new(store),
-        media: Arc::new(MemoryMedia::new()),
-        config: Arc::new(Config::for_tests()),
-    };
+    let (state, key) = bench_common::state().await?;
     let submit = app(state);
     let hello = axum::Router::new().route(
         "/v1/jobs",
         axum::routing::post(|| async { axum::Json(serde_json::json!({ "state": "queued" })) }),
     );
-    let auth = format!("Bearer {}", key.plaintext);
+    let auth = format!("Bearer {key}");
+    let body = body();
     let request = || {
         Request::post("/v1/jobs")
             .header("content-type", "application/json")
             .header("authorization", &auth)
-            .header("content-length", BODY.len())
-            .body(Body::from(BODY))
+            .header("content-length", body.len())
+            .body(Body::from(body))
             .expect("a valid request")
     };
     if only.as_deref().is_none_or(|o| o == "submit") {

@@ -57,7 +57,20 @@ ensure_moto() {
   .venv/bin/pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" </dev/null
 }
 
+# The binaries, and the README's paths to them: with CARGO_TARGET_DIR elsewhere, target/debug/ in
+# the repository gets links to them, so `target/debug/renderctl` works as written.
 build_bins() {
   say "building the workspace (a first build of the AWS SDK takes 10 to 15 minutes)"
   cargo build --workspace --bins --quiet
+  link_bins
+}
+
+link_bins() {
+  local b
+  [ "$(realpath -m "$BIN_DIR")" = "$(realpath -m "$ROOT/target/debug")" ] && return 0
+  mkdir -p "$ROOT/target/debug"
+  for b in renderctl job-server scaler render-agent; do
+    [ -x "$BIN_DIR/$b" ] && ln -sfn "$BIN_DIR/$b" "$ROOT/target/debug/$b"
+  done
+  return 0
 }

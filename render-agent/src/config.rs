@@ -124,15 +124,32 @@ impl Config {
                 message: format!("must be 1..=64, got {slots}"),
             });
         }
+        // Paths are made absolute here, once: the engine runs inside each job's work directory,
+        // where a relative path would name another file.
+        let path = |var: &'static str, default: &str| -> Result<PathBuf, ConfigError> {
+            let raw = get(var).filter(|v| !v.trim().is_empty());
+            let p = PathBuf::from(raw.as_deref().unwrap_or(default));
+            // A bare program name is looked up in PATH, not in the current directory.
+            if p.components().count() == 1 && !p.is_absolute() && !default.starts_with('/') {
+                return Ok(p);
+            }
+            std::path::absolute(&p).map_err(|e| ConfigError {
+                var,
+                message: format!("cannot make {} absolute: {e}", p.display()),
+            })
+        };
         let engine = match get("RENDERFLEET_ENGINE").as_deref().map(str::trim) {
             None | Some("") | Some("ffmpeg") => EngineKind::Ffmpeg,
             Some("external") => EngineKind::External {
-                command: get("RENDERFLEET_ENGINE_COMMAND").map(PathBuf::from).ok_or(
-                    ConfigError {
-                        var: "RENDERFLEET_ENGINE_COMMAND",
-                        message: "required with RENDERFLEET_ENGINE=external".into(),
-                    },
-                )?,
+                command: match get("RENDERFLEET_ENGINE_COMMAND").filter(|v| !v.trim().is_empty()) {
+                    Some(_) => path("RENDERFLEET_ENGINE_COMMAND", "")?,
+                    None => {
+                        return Err(ConfigError {
+                            var: "RENDERFLEET_ENGINE_COMMAND",
+                            message: "required with RENDERFLEET_ENGINE=external".into(),
+                        });
+                    }
+                },
             },
             Some(other) => {
                 return Err(ConfigError {
@@ -155,19 +172,14 @@ impl Config {
             names,
             instance_id: get("RENDERFLEET_INSTANCE_ID").filter(|v| !v.is_empty()),
             slots,
-            work_dir: get("RENDERFLEET_WORK_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "/var/lib/renderfleet/work".into()),
+            work_dir: path("RENDERFLEET_WORK_DIR", "/var/lib/renderfleet/work")?,
             engine,
-            ffmpeg: get("RENDERFLEET_FFMPEG")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "ffmpeg".into()),
-            ffprobe: get("RENDERFLEET_FFPROBE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "ffprobe".into()),
-            font: get("RENDERFLEET_FONT")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into()),
+            ffmpeg: path("RENDERFLEET_FFMPEG", "ffmpeg")?,
+            ffprobe: path("RENDERFLEET_FFPROBE", "ffprobe")?,
+            font: path(
+                "RENDERFLEET_FONT",
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            )?,
             heartbeat: secs("RENDERFLEET_HEARTBEAT_SECS", 10)?,
             progress_every: secs("RENDERFLEET_PROGRESS_SECS", 2)?,
             visibility,
@@ -202,5 +214,67 @@ impl Config {
         c.poll_wait = Duration::from_millis(200);
         c.min_free_disk = 0;
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_and_program_names_stay_for_path_lookup() {
+        let cwd = std::env::current_dir().unwrap();
+        let c = config(&[
+            ("RENDERFLEET_ENV", "dev"),
+            ("RENDERFLEET_WORK_DIR", ".renderfleet/work/i-1"),
+            ("RENDERFLEET_FONT", "fonts/a.ttf"),
+            ("RENDERFLEET_FFPROBE", "./bin/ffprobe"),
+        ])
+        .unwrap();
+        assert_eq!(c.work_dir, cwd.join(".renderfleet/work/i-1"));
+        assert!(c.work_dir.is_absolute());
+        assert_eq!(c.font, cwd.join("fonts/a.ttf"));
+        assert_eq!(c.ffprobe, cwd.join("bin/ffprobe"));
+        assert_eq!(
+            c.ffmpeg,
+            PathBuf::from("ffmpeg"),
+            "a bare name is found in PATH"
+        );
+        let bare_dir = config(&[("RENDERFLEET_ENV", "dev"), ("RENDERFLEET_WORK_DIR", "work")]);
+        assert_eq!(bare_dir.unwrap().work_dir, cwd.join("work"));
+    }
+
+    #[test]
+    fn an_external_engine_needs_its_command() {
+        let e = config(&[
+            ("RENDERFLEET_ENV", "dev"),
+            ("RENDERFLEET_ENGINE", "external"),
+        ]);
+        assert_eq!(e.unwrap_err().var, "RENDERFLEET_ENGINE_COMMAND");
+        let c = config(&[
+            ("RENDERFLEET_ENV", "dev"),
+            ("RENDERFLEET_ENGINE", "external"),
+            ("RENDERFLEET_ENGINE_COMMAND", "engines/render.sh"),
+        ])
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.engine,
+            EngineKind::External {
+                command: cwd.join("engines/render.sh")
+            }
+        );
     }
 }

@@ -9,6 +9,16 @@ pub mod demo;
 pub mod local;
 pub mod settings;
 
+/// Makes a path given on the command line absolute against the current directory, at parse time:
+/// every process the local stack starts gets a path that means the same wherever it runs (an
+/// agent runs ffmpeg inside its work directory, where a relative path would point elsewhere).
+pub fn absolute_path(s: &str) -> Result<std::path::PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("an empty path".into());
+    }
+    std::path::absolute(s).map_err(|e| format!("cannot make {s:?} absolute: {e}"))
+}
+
 /// Parses `2s`, `500ms`, `1.5m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -34,8 +44,22 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{absolute_path, parse_duration};
     use std::time::Duration;
+
+    #[test]
+    fn paths_are_made_absolute_at_parse_time() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_path(".renderfleet").unwrap(),
+            cwd.join(".renderfleet")
+        );
+        assert_eq!(
+            absolute_path("/tmp/x").unwrap(),
+            std::path::PathBuf::from("/tmp/x")
+        );
+        assert!(absolute_path("").is_err());
+    }
 
     #[test]
     fn durations_parse() {

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use renderctl::client::Api;
 use renderctl::local::{stack, supervisor};
-use renderctl::{demo, parse_duration, settings};
+use renderctl::{absolute_path, demo, parse_duration, settings};
 use renderfleet_core::api::JobView;
 use renderfleet_core::aws::{AsgFleet, DynamoStore};
 use renderfleet_core::clock::{now_ms, to_rfc3339};
@@ -70,7 +70,7 @@ enum Command {
         rounds: u32,
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
-        #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet")]
+        #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet", value_parser = absolute_path)]
         state_dir: PathBuf,
     },
 }
@@ -105,20 +105,20 @@ enum DevCommand {
     Up(UpArgs),
     /// Stop the processes `dev up` started, by pid.
     Down {
-        #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet")]
+        #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet", value_parser = absolute_path)]
         state_dir: PathBuf,
     },
     /// Show whether the local stack runs.
     Status {
-        #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet")]
+        #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet", value_parser = absolute_path)]
         state_dir: PathBuf,
     },
     /// Run the fleet supervisor (started by `dev up`).
     #[command(hide = true)]
     Supervise {
-        #[arg(long)]
+        #[arg(long, value_parser = absolute_path)]
         state_dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, value_parser = absolute_path)]
         agent_bin: PathBuf,
         #[arg(long, value_parser = parse_duration)]
         boot_delay: Duration,
@@ -129,7 +129,7 @@ enum DevCommand {
 
 #[derive(Args, Debug)]
 struct UpArgs {
-    #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet")]
+    #[arg(long, env = "RENDERFLEET_STATE_DIR", default_value = ".renderfleet", value_parser = absolute_path)]
     state_dir: PathBuf,
     /// Environment name; resources are named renderfleet-<env>-*.
     #[arg(long, default_value = "local")]
@@ -139,11 +139,12 @@ struct UpArgs {
     #[arg(
         long,
         env = "RENDERFLEET_MOTO_BIN",
-        default_value = ".venv/bin/moto_server"
+        default_value = ".venv/bin/moto_server",
+        value_parser = absolute_path
     )]
     moto_bin: PathBuf,
     /// Where the renderfleet binaries are (default: next to renderctl).
-    #[arg(long)]
+    #[arg(long, value_parser = absolute_path)]
     bin_dir: Option<PathBuf>,
     /// The emulator's port on 127.0.0.1 (0 picks a free one).
     #[arg(long, env = "RENDERFLEET_MOTO_PORT", default_value_t = 5055)]

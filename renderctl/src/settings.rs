@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-/// The local stack's state directory.
+/// The local stack's state directory, absolute.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("RENDERFLEET_STATE_DIR")
+    let dir = std::env::var_os("RENDERFLEET_STATE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| ".renderfleet".into())
+        .unwrap_or_else(|| ".renderfleet".into());
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// `KEY=value` lines, as written to `local.env`.

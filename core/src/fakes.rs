@@ -42,6 +42,8 @@ struct StoreInner {
     assets: HashMap<AssetId, Asset>,
     scaler_state: Option<String>,
     decisions: BTreeMap<EpochMillis, String>,
+    /// The tick lease: holder, until, last slot.
+    lease: (Option<String>, EpochMillis, Option<u64>),
     /// With a limit, the order jobs were created in, to forget the oldest.
     job_limit: Option<usize>,
     created: VecDeque<JobId>,
@@ -150,11 +152,27 @@ impl JobStore for MemoryStore {
         })
     }
 
-    async fn mark_enqueued(&self, id: &JobId) -> Result<()> {
+    async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
         if let Some(j) = lock(&self.inner).jobs.get_mut(id) {
             j.enqueued = true;
+            j.enqueued_at = Some(now);
         }
         Ok(())
+    }
+
+    async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Ok(false);
+        };
+        if j.state != JobState::Queued {
+            return Ok(false);
+        }
+        j.redrives += 1;
+        j.enqueued = true;
+        j.enqueued_at = Some(now);
+        j.updated_at = now;
+        Ok(true)
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
@@ -214,7 +232,7 @@ impl JobLedger for MemoryStore {
         attempt: u32,
         instance: &str,
         progress: f64,
-        lease_until: EpochMillis,
+        lease_until: Option<EpochMillis>,
     ) -> Result<Directive> {
         let mut g = lock(&self.inner);
         let Some(j) = g.jobs.get_mut(id) else {
@@ -224,7 +242,9 @@ impl JobLedger for MemoryStore {
             return Ok(Directive::Lost);
         }
         j.progress = progress.clamp(0.0, 1.0);
-        j.lease_until = Some(lease_until);
+        if let Some(l) = lease_until {
+            j.lease_until = Some(l);
+        }
         Ok(if j.cancel_requested {
             Directive::Cancel
         } else {
@@ -360,6 +380,37 @@ impl AssetStore for MemoryStore {
 }
 
 #[async_trait]
+impl TickLease for MemoryStore {
+    async fn acquire(
+        &self,
+        holder: &str,
+        slot: Option<u64>,
+        now: EpochMillis,
+        until: EpochMillis,
+    ) -> Result<LeaseOutcome> {
+        let mut g = lock(&self.inner);
+        let (_, held_until, last) = &g.lease;
+        if slot.is_some_and(|s| last.is_some_and(|l| l >= s)) {
+            return Ok(LeaseOutcome::SlotDone);
+        }
+        if *held_until >= now {
+            return Ok(LeaseOutcome::Busy { until: *held_until });
+        }
+        let last = slot.or(*last);
+        g.lease = (Some(holder.to_owned()), until, last);
+        Ok(LeaseOutcome::Acquired)
+    }
+
+    async fn release(&self, holder: &str) -> Result<()> {
+        let mut g = lock(&self.inner);
+        if g.lease.0.as_deref() == Some(holder) {
+            g.lease.1 = 0;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl ScalerMemory for MemoryStore {
     async fn load_state(&self) -> Result<Option<String>> {
         Ok(lock(&self.inner).scaler_state.clone())
@@ -464,6 +515,13 @@ impl MemoryQueue {
         lock(&self.inner).batch_calls
     }
 
+    /// Makes every message visible now (as if each visibility timeout had passed).
+    pub fn expire_visibility(&self) {
+        for m in lock(&self.inner).messages.iter_mut() {
+            m.visible_at = None;
+        }
+    }
+
     /// Receipts deleted so far.
     pub fn deleted(&self) -> Vec<String> {
         lock(&self.inner).deleted.clone()
@@ -497,6 +555,14 @@ impl JobQueue for MemoryQueue {
             while g.sent.len() > limit {
                 g.sent.pop_front();
             }
+        }
+        Ok(())
+    }
+
+    async fn send_after(&self, msg: &JobMessage, delay: Duration) -> Result<()> {
+        self.send(msg).await?;
+        if let Some(m) = lock(&self.inner).messages.back_mut() {
+            m.visible_at = Some(Instant::now() + delay);
         }
         Ok(())
     }
@@ -727,6 +793,10 @@ impl MemoryFleet {
     pub fn calls(&self) -> Vec<FleetCall> {
         lock(&self.calls).clone()
     }
+    /// Forgets the calls recorded so far.
+    pub fn clear_calls(&self) {
+        lock(&self.calls).clear();
+    }
     pub fn add_instance(&self, id: &str) {
         lock(&self.state).instances.push(FleetInstance {
             id: id.to_owned(),
@@ -763,28 +833,52 @@ impl Fleet for MemoryFleet {
 
 #[async_trait]
 impl ScaleInProtection for MemoryFleet {
+    async fn lifecycle(&self, instance: &str) -> Result<Option<Lifecycle>> {
+        Ok(lock(&self.state)
+            .instances
+            .iter()
+            .find(|i| i.id == instance)
+            .map(|i| i.lifecycle.clone()))
+    }
+
+    /// As AWS: only an instance InService (or in Standby) takes protection.
     async fn set_protected(&self, instance: &str, protected: bool) -> Result<()> {
         lock(&self.calls).push(FleetCall::Protect {
             instance: instance.to_owned(),
             protected,
         });
-        if let Some(i) = lock(&self.state)
-            .instances
-            .iter_mut()
-            .find(|i| i.id == instance)
-        {
-            i.protected = protected;
+        let mut s = lock(&self.state);
+        match s.instances.iter_mut().find(|i| i.id == instance) {
+            Some(i) if i.lifecycle == Lifecycle::InService => {
+                i.protected = protected;
+                Ok(())
+            }
+            Some(i) => Err(Error::Conflict(format!(
+                "SetInstanceProtection: {instance} is {:?}, not InService or Standby",
+                i.lifecycle
+            ))),
+            None => Err(Error::Conflict(format!(
+                "SetInstanceProtection: {instance} is not in the group"
+            ))),
         }
-        Ok(())
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-/// Heartbeats in memory.
+/// Liveness items in memory: each agent's heartbeat and its gate (`engaged`, `retiring`).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryHealth {
-    beats: Arc<Mutex<BTreeMap<String, Heartbeat>>>,
+    items: Arc<Mutex<BTreeMap<String, AgentItem>>>,
+    /// When set, reads fail transiently (a throttled health store).
+    failing: Arc<Mutex<bool>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct AgentItem {
+    beat: Option<Heartbeat>,
+    engaged: bool,
+    retiring: Option<EpochMillis>,
 }
 
 impl MemoryHealth {
@@ -792,18 +886,37 @@ impl MemoryHealth {
         Self::default()
     }
     pub fn get(&self, instance: &str) -> Option<Heartbeat> {
-        lock(&self.beats).get(instance).cloned()
+        let items = lock(&self.items);
+        let item = items.get(instance)?;
+        let mut hb = item.beat.clone()?;
+        hb.retiring = item.retiring;
+        hb.engaged = item.engaged;
+        Some(hb)
+    }
+    /// Whether the agent on `instance` is engaged (busy, per its gate).
+    pub fn engaged(&self, instance: &str) -> bool {
+        lock(&self.items).get(instance).is_some_and(|i| i.engaged)
+    }
+    /// Makes every read fail (`true`) or succeed again.
+    pub fn set_failing(&self, failing: bool) {
+        *lock(&self.failing) = failing;
     }
 }
 
 #[async_trait]
 impl HealthReporter for MemoryHealth {
     async fn report(&self, instance: &str, hb: &Heartbeat) -> Result<()> {
-        lock(&self.beats).insert(instance.to_owned(), hb.clone());
+        let mut hb = hb.clone();
+        hb.retiring = None;
+        hb.engaged = false;
+        lock(&self.items)
+            .entry(instance.to_owned())
+            .or_default()
+            .beat = Some(hb);
         Ok(())
     }
     async fn withdraw(&self, instance: &str) -> Result<()> {
-        lock(&self.beats).remove(instance);
+        lock(&self.items).remove(instance);
         Ok(())
     }
 }
@@ -811,10 +924,148 @@ impl HealthReporter for MemoryHealth {
 #[async_trait]
 impl AgentDirectory for MemoryHealth {
     async fn heartbeats(&self) -> Result<Vec<(String, Heartbeat)>> {
-        Ok(lock(&self.beats)
+        if *lock(&self.failing) {
+            return Err(Error::Transient {
+                op: "Query(heartbeats)",
+                message: "ThrottlingException: injected".into(),
+            });
+        }
+        Ok(lock(&self.items)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter_map(|(k, i)| {
+                let mut hb = i.beat.clone()?;
+                hb.retiring = i.retiring;
+                hb.engaged = i.engaged;
+                Some((k.clone(), hb))
+            })
             .collect())
+    }
+}
+
+#[async_trait]
+impl WorkGate for MemoryHealth {
+    async fn engage(&self, instance: &str) -> Result<bool> {
+        let mut items = lock(&self.items);
+        let item = items.entry(instance.to_owned()).or_default();
+        if item.retiring.is_some() {
+            return Ok(false);
+        }
+        item.engaged = true;
+        Ok(true)
+    }
+    async fn disengage(&self, instance: &str) -> Result<()> {
+        lock(&self.items)
+            .entry(instance.to_owned())
+            .or_default()
+            .engaged = false;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Retirement for MemoryHealth {
+    async fn mark_retiring(&self, instance: &str, now: EpochMillis) -> Result<bool> {
+        let mut items = lock(&self.items);
+        match items.get_mut(instance) {
+            Some(i) if i.beat.is_some() && !i.engaged => {
+                i.retiring.get_or_insert(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The agents' status board in memory, with every write kept.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStatus {
+    current: Arc<Mutex<BTreeMap<String, AgentStatus>>>,
+    writes: Arc<Mutex<Vec<(String, AgentStatus)>>>,
+    /// Further writes that fail with a throttle.
+    throttle: Arc<Mutex<u32>>,
+}
+
+impl MemoryStatus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn get(&self, instance: &str) -> Option<AgentStatus> {
+        lock(&self.current).get(instance).cloned()
+    }
+    /// Every write, in order.
+    pub fn writes(&self) -> Vec<(String, AgentStatus)> {
+        lock(&self.writes).clone()
+    }
+    /// Instances with a status.
+    pub fn instances(&self) -> Vec<String> {
+        lock(&self.current).keys().cloned().collect()
+    }
+    /// Makes the next `n` writes fail with a throttle.
+    pub fn throttle_next(&self, n: u32) {
+        *lock(&self.throttle) = n;
+    }
+}
+
+#[async_trait]
+impl StatusBoard for MemoryStatus {
+    async fn publish(&self, instance: &str, status: &AgentStatus) -> Result<()> {
+        {
+            let mut t = lock(&self.throttle);
+            if *t > 0 {
+                *t -= 1;
+                return Err(Error::Transient {
+                    op: "PutParameter",
+                    message: "ThrottlingException: Rate exceeded".into(),
+                });
+            }
+        }
+        lock(&self.current).insert(instance.to_owned(), status.clone());
+        lock(&self.writes).push((instance.to_owned(), status.clone()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StatusCleanup for MemoryStatus {
+    async fn remove(&self, instance_ids: &[String]) -> Result<()> {
+        let mut c = lock(&self.current);
+        for i in instance_ids {
+            c.remove(i);
+        }
+        Ok(())
+    }
+    async fn page(&self, cursor: Option<String>) -> Result<(Vec<String>, Option<String>)> {
+        let all = self.instances();
+        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let page: Vec<String> = all.iter().skip(start).take(10).cloned().collect();
+        let next = (start + page.len() < all.len()).then(|| (start + page.len()).to_string());
+        Ok((page, next))
+    }
+}
+
+/// One tick asked for: its slot (`None`, an extra tick) and its delay.
+pub type ScheduledTick = (Option<u64>, Duration);
+
+/// The scaler's tick queue in memory: the ticks asked for, in order.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTicks {
+    scheduled: Arc<Mutex<Vec<ScheduledTick>>>,
+}
+
+impl MemoryTicks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn scheduled(&self) -> Vec<ScheduledTick> {
+        lock(&self.scheduled).clone()
+    }
+}
+
+#[async_trait]
+impl TickQueue for MemoryTicks {
+    async fn schedule(&self, slot: Option<u64>, delay: Duration) -> Result<()> {
+        lock(&self.scheduled).push((slot, delay));
+        Ok(())
     }
 }
 

@@ -109,6 +109,10 @@ pub struct Job {
     /// Whether the queue message has been sent. A job left queued and not enqueued is re-sent by
     /// the sweeper.
     pub enqueued: bool,
+    /// When its message was last sent (by the job server or the sweeper).
+    pub enqueued_at: Option<EpochMillis>,
+    /// How many times the sweeper sent its message again after it reached the dead-letter queue.
+    pub redrives: u32,
     /// Until when the current attempt's worker holds the job; past it, the job may be claimed
     /// again.
     pub lease_until: Option<EpochMillis>,
@@ -139,6 +143,8 @@ impl Job {
             output: None,
             cancel_requested: false,
             enqueued: false,
+            enqueued_at: None,
+            redrives: 0,
             lease_until: None,
             est_work,
             priority,
@@ -156,6 +162,7 @@ pub struct ActiveJob {
     pub est_work: f64,
     pub instance_id: Option<String>,
     pub enqueued: bool,
+    pub enqueued_at: Option<EpochMillis>,
     pub lease_until: Option<EpochMillis>,
     pub attempts: u32,
     pub priority: i64,
@@ -171,6 +178,7 @@ impl From<&Job> for ActiveJob {
             est_work: j.est_work,
             instance_id: j.instance_id.clone(),
             enqueued: j.enqueued,
+            enqueued_at: j.enqueued_at,
             lease_until: j.lease_until,
             attempts: j.attempts,
             priority: j.priority,

@@ -8,8 +8,23 @@ use crate::ids::JobId;
 /// The jobs queue's visibility timeout in seconds. Agents extend a message's visibility well
 /// before this lapses (every third of it) while rendering; Terraform's queue module uses the same.
 pub const VISIBILITY_TIMEOUT_SECS: u64 = 60;
-/// Deliveries before a message moves to the dead-letter queue.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// Attempts (claims counted in the job record) after which a failing job fails for good with
+/// `retries_exhausted`. Counted by the job, not by SQS: receives that were not attempts (a
+/// duplicate, a delivery deferred while another attempt holds the lease) must not exhaust a job.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Deliveries before a message moves to the dead-letter queue: a backstop above
+/// [`MAX_ATTEMPTS`]. The job server's sweeper drains the dead-letter queue and sends or fails
+/// every job it finds there, so a job never waits forever.
+pub const MAX_RECEIVE_COUNT: u32 = 10;
+/// A message received this many times without an attempt of its own is replaced by a fresh one
+/// (new message, receive count 0) instead of being handed back again.
+pub const REFRESH_AT_RECEIVE_COUNT: u32 = MAX_RECEIVE_COUNT - 3;
+/// How many times the sweeper sends a job again from the dead-letter queue before it fails it
+/// with `dead_lettered`.
+pub const MAX_REDRIVES: u32 = 3;
+/// SQS's cap on a message's total invisibility after the receive that produced its receipt
+/// handle (12 hours); a render must end well inside it.
+pub const MAX_TOTAL_VISIBILITY_SECS: u64 = 43_200;
 
 /// Version of the message format.
 pub const MESSAGE_VERSION: u8 = 1;

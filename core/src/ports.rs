@@ -79,8 +79,12 @@ pub trait JobStore: Send + Sync {
     /// The tenant's jobs, newest first. A cursor from another tenant or query yields an empty
     /// page, never another tenant's jobs.
     async fn list(&self, tenant: &str, query: &ListQuery) -> Result<JobPage>;
-    /// Records that the job's message was sent. Idempotent; a job that has moved on is left alone.
-    async fn mark_enqueued(&self, id: &JobId) -> Result<()>;
+    /// Records that the job's message was sent at `now`. Idempotent; a job that has moved on is
+    /// left alone.
+    async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()>;
+    /// Records that the sweeper sent a queued job's message again from the dead-letter queue:
+    /// `redrives + 1`, `enqueued_at = now`. `false` when the job is no longer queued.
+    async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool>;
     /// Cancels a queued job, or flags a running one. Idempotent.
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome>;
 }
@@ -123,14 +127,16 @@ pub trait JobLedger: Send + Sync {
     /// `queued -> running`, or takes over a `running` job whose lease has lapsed, for `instance`;
     /// increments `attempts` and records the queue message the attempt holds.
     async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim>;
-    /// Renews the lease and records progress (0..=1).
+    /// Records progress (0..=1) and, when `lease_until` is given, renews the lease. The lease is
+    /// projected into the active index and progress is not, so callers renew it only as often
+    /// as it needs (every third of its term), not with every progress write.
     async fn heartbeat(
         &self,
         id: &JobId,
         attempt: u32,
         instance: &str,
         progress: f64,
-        lease_until: EpochMillis,
+        lease_until: Option<EpochMillis>,
     ) -> Result<Directive>;
     /// `running -> succeeded | failed | cancelled`. `false` when the attempt was no longer
     /// current, and then nothing was written.
@@ -213,6 +219,8 @@ pub trait AssetStore: Send + Sync {
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     async fn send(&self, msg: &JobMessage) -> Result<()>;
+    /// Sends a message that becomes visible after `delay` (at most 15 minutes, SQS's limit).
+    async fn send_after(&self, msg: &JobMessage, delay: Duration) -> Result<()>;
     /// Sends up to 10 messages in one call; the result holds one entry per message, in order.
     async fn send_batch(&self, msgs: &[JobMessage]) -> Result<Vec<Result<()>>>;
 }
@@ -337,10 +345,14 @@ pub trait Fleet: Send + Sync {
     async fn terminate(&self, instance_id: &str, decrement: bool) -> Result<()>;
 }
 
-/// An agent's handle on its own instance's scale-in protection.
+/// An agent's handle on its own instance in the group: its lifecycle state and its scale-in
+/// protection.
 #[async_trait]
 pub trait ScaleInProtection: Send + Sync {
-    /// Idempotent.
+    /// Where the instance is in the group's life cycle; `None` when the group does not hold it.
+    async fn lifecycle(&self, instance_id: &str) -> Result<Option<Lifecycle>>;
+    /// Idempotent. AWS accepts it only for an instance InService or in Standby: any other state
+    /// is an [`crate::Error::Conflict`] (the instance is not, or no longer, in service).
     async fn set_protected(&self, instance_id: &str, protected: bool) -> Result<()>;
 }
 
@@ -358,11 +370,15 @@ pub trait AgentLauncher: Send + Sync {
     async fn start_agent(&self, instance_id: &str) -> Result<String>;
 }
 
-/// Whether the cloud is about to take this instance away (scale-in, a spot interruption).
+/// Whether the cloud is about to take this instance away (scale-in, a spot interruption), and
+/// where the group means it to go.
 #[async_trait]
 pub trait TerminationNotice: Send + Sync {
     /// Why, if it is.
     async fn pending(&self) -> Result<Option<String>>;
+    /// The group's target lifecycle state for this instance (`InService`, `Warmed:Stopped`,
+    /// `Terminated`, ...); `None` when the instance is not in a group or cannot tell.
+    async fn target_state(&self) -> Result<Option<String>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,7 +394,8 @@ pub enum AgentState {
     Unhealthy,
 }
 
-/// An agent's heartbeat, stored as JSON in its SSM parameter.
+/// An agent's liveness heartbeat: one item per worker in the jobs table (`AGENTS`, its instance
+/// id), rewritten every few seconds and expired by TTL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
     pub state: AgentState,
@@ -399,20 +416,127 @@ pub struct Heartbeat {
     /// Measured render seconds per work unit (see [`crate::estimate`]), once it has rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_per_unit: Option<f64>,
+    /// Why the agent is unhealthy, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Set by the scaler, never by the agent: when the scaler chose to retire this worker (the
+    /// agent's [`WorkGate`] is then closed and it takes no more work).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring: Option<EpochMillis>,
+    /// Read from the gate, never written by the agent's heartbeat: whether its [`WorkGate`] is
+    /// engaged (it holds or is about to claim work). The scaler's busy signal: instances are
+    /// launched protected from scale-in, so protection says nothing about work.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub engaged: bool,
 }
 
+/// The agent's side of its liveness item.
 #[async_trait]
 pub trait HealthReporter: Send + Sync {
-    /// Writes (overwrites) the agent's heartbeat.
+    /// Writes the agent's heartbeat fields, leaving the gate's fields (`engaged`, `retiring`)
+    /// as they are.
     async fn report(&self, instance_id: &str, hb: &Heartbeat) -> Result<()>;
-    /// Removes the agent's heartbeat on a clean exit. Idempotent.
+    /// Removes the agent's liveness item on a clean exit. Idempotent.
     async fn withdraw(&self, instance_id: &str) -> Result<()>;
 }
 
+/// The scaler's view of the fleet's liveness.
 #[async_trait]
 pub trait AgentDirectory: Send + Sync {
-    /// Every agent's last heartbeat, by instance id. Unparseable ones are skipped and logged.
+    /// Every agent's last heartbeat, by instance id (one query). Unparseable ones are skipped
+    /// and logged.
     async fn heartbeats(&self) -> Result<Vec<(String, Heartbeat)>>;
+}
+
+/// The agent's side of the handshake that closes the race between a claim and a retirement
+/// (TerminateInstanceInAutoScalingGroup ignores scale-in protection): before an idle agent takes
+/// work it engages, and the scaler retires only a worker it could mark while disengaged. Both are
+/// conditional writes on the same item, so exactly one of them wins.
+#[async_trait]
+pub trait WorkGate: Send + Sync {
+    /// Marks the agent busy; `false` (and nothing written) when the scaler is retiring it.
+    async fn engage(&self, instance_id: &str) -> Result<bool>;
+    /// Marks the agent idle again. Idempotent.
+    async fn disengage(&self, instance_id: &str) -> Result<()>;
+}
+
+/// The scaler's side of the [`WorkGate`] handshake.
+#[async_trait]
+pub trait Retirement: Send + Sync {
+    /// Marks the worker as being retired at `now`; `false` (nothing written) when its agent is
+    /// engaged, or has no liveness item. Idempotent for a worker already marked.
+    async fn mark_retiring(&self, instance_id: &str, now: EpochMillis) -> Result<bool>;
+}
+
+/// An agent's health state as operators see it in SSM Parameter Store
+/// (`/renderfleet/{env}/agents/{instance}`). Written only when it changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub state: StatusState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when the agent is in this state.
+    pub since: EpochMillis,
+    pub version: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusState {
+    Ready,
+    Unhealthy,
+    Draining,
+}
+
+/// The agent's health state board (SSM Parameter Store on AWS).
+#[async_trait]
+pub trait StatusBoard: Send + Sync {
+    /// Writes (overwrites) the agent's state.
+    async fn publish(&self, instance_id: &str, status: &AgentStatus) -> Result<()>;
+}
+
+/// The scaler's housekeeping of the status board: parameters of instances that left the group.
+#[async_trait]
+pub trait StatusCleanup: Send + Sync {
+    /// Deletes the status of each instance (at most 10 a call to the service). Idempotent.
+    async fn remove(&self, instance_ids: &[String]) -> Result<()>;
+    /// One page (at most 10) of instances that have a status, and the cursor of the next page.
+    async fn page(&self, cursor: Option<String>) -> Result<(Vec<String>, Option<String>)>;
+}
+
+/// Mutual exclusion and deduplication of scaler ticks: one lease item in the jobs table.
+#[async_trait]
+pub trait TickLease: Send + Sync {
+    /// Takes the lease for `holder` until `until` if nobody holds it (or the holder's lease
+    /// lapsed) and, for a scheduled tick, if no tick of `slot` or later has run.
+    async fn acquire(
+        &self,
+        holder: &str,
+        slot: Option<u64>,
+        now: EpochMillis,
+        until: EpochMillis,
+    ) -> Result<LeaseOutcome>;
+    /// Gives the lease back. Idempotent; a lease another holder took over is left alone.
+    async fn release(&self, holder: &str) -> Result<()>;
+}
+
+/// What [`TickLease::acquire`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    Acquired,
+    /// Another tick holds the lease until then.
+    Busy {
+        until: EpochMillis,
+    },
+    /// A tick of this slot (or a later one) already ran.
+    SlotDone,
+}
+
+/// The scaler's own schedule: the next tick as a delayed message (SQS on AWS).
+#[async_trait]
+pub trait TickQueue: Send + Sync {
+    /// Asks for a tick of `slot` (or an extra tick, `None`) after `delay` (at most 15 minutes).
+    async fn schedule(&self, slot: Option<u64>, delay: Duration) -> Result<()>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,18 +23,22 @@ use super::classify;
 use crate::clock::EpochMillis;
 use crate::ids::{AssetId, JobId};
 use crate::job::{ActiveJob, Job, JobError, JobOutput, JobState, Outcome};
-use crate::names::{ACTIVE_INDEX, ACTIVE_INDEX_ATTRIBUTES, TENANT_INDEX};
+use crate::names::{ACTIVE_INDEX, ACTIVE_INDEX_ATTRIBUTES, ACTIVE_SHARDS, AGENTS_PK, TENANT_INDEX};
 use crate::ports::{
-    ActiveWork, ApiKeyRecord, ApiKeys, Asset, AssetStore, CancelOutcome, Claim, Created, Directive,
-    Idempotency, JobLedger, JobPage, JobStore, Lease, ListQuery, ScalerMemory,
+    ActiveWork, AgentDirectory, ApiKeyRecord, ApiKeys, Asset, AssetStore, CancelOutcome, Claim,
+    Created, Directive, HealthReporter, Heartbeat, Idempotency, JobLedger, JobPage, JobStore,
+    Lease, LeaseOutcome, ListQuery, Retirement, ScalerMemory, TickLease, WorkGate,
 };
 use crate::spec::JobSpec;
 use crate::{Error, Result};
 
 type Item = HashMap<String, AttributeValue>;
 
-const ACTIVE: &str = "ACTIVE";
 const SCALER_STATE_PK: &str = "SCALER";
+const LEASE_SK: &str = "LEASE";
+/// How long a liveness item outlives its last heartbeat before DynamoDB's TTL may delete it (the
+/// scaler stops trusting a heartbeat long before).
+const HEARTBEAT_TTL_SECS: i64 = 3600;
 const SCALER_DECISIONS_PK: &str = "SCALER#DECISIONS";
 /// The attribute DynamoDB's TTL deletes items by (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at_s";
@@ -72,6 +76,17 @@ fn b(v: bool) -> AttributeValue {
 
 fn job_pk(id: &JobId) -> String {
     format!("JOB#{id}")
+}
+
+/// The active index's partition of a job: `ACTIVE#` and the id's last hex digit.
+fn active_pk(id: &JobId) -> String {
+    let last = id.as_str().chars().last().unwrap_or('0');
+    format!("ACTIVE#{last}")
+}
+
+/// Every partition of the active index.
+fn active_partitions() -> impl Iterator<Item = String> {
+    (0..ACTIVE_SHARDS).map(|i| format!("ACTIVE#{i:x}"))
 }
 
 /// The sort key of a job in both indexes: creation time, then id, so ties still order.
@@ -141,12 +156,16 @@ fn job_to_item(job: &Job) -> Item {
     item.insert("progress".into(), n(job.progress));
     item.insert("cancel_requested".into(), b(job.cancel_requested));
     item.insert("enqueued".into(), b(job.enqueued));
+    if let Some(t) = job.enqueued_at {
+        item.insert("enqueued_at".into(), n(t));
+    }
+    item.insert("redrives".into(), n(job.redrives));
     item.insert("est_work".into(), n(job.est_work));
     item.insert("priority".into(), n(job.priority));
     item.insert("tenant_pk".into(), s(format!("T#{}", job.tenant)));
     item.insert("tenant_sk".into(), s(order_key(job.created_at, &job.id)));
     if !job.state.is_terminal() {
-        item.insert("active_pk".into(), s(ACTIVE));
+        item.insert("active_pk".into(), s(active_pk(&job.id)));
         item.insert("active_sk".into(), s(order_key(job.created_at, &job.id)));
     }
     if let Some(v) = job.started_at {
@@ -212,6 +231,8 @@ fn item_to_job(item: &Item) -> Result<Job> {
         output,
         cancel_requested: opt_b(item, "cancel_requested"),
         enqueued: opt_b(item, "enqueued"),
+        enqueued_at: opt_n(item, "enqueued_at")?,
+        redrives: opt_n(item, "redrives")?.unwrap_or(0),
         lease_until: opt_n(item, "lease_until")?,
         est_work: opt_n(item, "est_work")?.unwrap_or(1.0),
         priority: opt_n(item, "priority")?.unwrap_or(5),
@@ -227,6 +248,7 @@ fn item_to_active(item: &Item) -> Result<ActiveJob> {
         est_work: opt_n(item, "est_work")?.unwrap_or(1.0),
         instance_id: opt_s(item, "instance_id"),
         enqueued: opt_b(item, "enqueued"),
+        enqueued_at: opt_n(item, "enqueued_at")?,
         lease_until: opt_n(item, "lease_until")?,
         attempts: opt_n(item, "attempts")?.unwrap_or(0),
         priority: opt_n(item, "priority")?.unwrap_or(5),
@@ -371,6 +393,32 @@ impl DynamoStore {
             .await
             .map_err(|e| classify(op, e))?;
         Ok(())
+    }
+
+    /// One partition of the active index, every page.
+    async fn active_partition(&self, partition: String) -> Result<Vec<ActiveJob>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ACTIVE_INDEX)
+                .key_condition_expression("active_pk = :a")
+                .expression_attribute_values(":a", s(&partition))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query(active)", e))?;
+            for item in page.items() {
+                out.push(item_to_active(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
     }
 
     async fn get_idempotency(&self, pk: &str) -> Result<Option<(JobId, String, EpochMillis)>> {
@@ -518,20 +566,49 @@ impl JobStore for DynamoStore {
         Ok(JobPage { jobs, next_cursor })
     }
 
-    async fn mark_enqueued(&self, id: &JobId) -> Result<()> {
+    async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
-            .update_expression("SET enqueued = :t")
+            .update_expression("SET enqueued = :t, enqueued_at = :now")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", b(true))
+            .expression_attribute_values(":now", n(now))
             .send()
             .await;
         match res.map_err(|e| classify("UpdateItem(enqueued)", e)) {
             Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression(
+                "SET redrives = if_not_exists(redrives, :zero) + :one, enqueued = :t, \
+                 enqueued_at = :now, updated_at = :now",
+            )
+            .condition_expression("#st = :queued")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":t", b(true))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(redrive)", e));
+        match res {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -652,23 +729,30 @@ impl JobLedger for DynamoStore {
         attempt: u32,
         instance: &str,
         progress: f64,
-        lease_until: EpochMillis,
+        lease_until: Option<EpochMillis>,
     ) -> Result<Directive> {
-        let res = self
+        // `lease_until` is projected into the active index, `progress` is not: a progress-only
+        // write touches the job's own partition and nothing else.
+        let mut req = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(job_pk(id)))
             .key("sk", s("JOB"))
-            .update_expression("SET progress = :p, lease_until = :lease")
             .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
             .expression_attribute_names("#st", "state")
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":a", n(attempt))
             .expression_attribute_values(":inst", s(instance))
             .expression_attribute_values(":p", n(progress.clamp(0.0, 1.0)))
-            .expression_attribute_values(":lease", n(lease_until))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllNew);
+        req = match lease_until {
+            Some(l) => req
+                .update_expression("SET progress = :p, lease_until = :lease")
+                .expression_attribute_values(":lease", n(l)),
+            None => req.update_expression("SET progress = :p"),
+        };
+        let res = req
             .send()
             .await
             .map_err(|e| classify("UpdateItem(heartbeat)", e));
@@ -785,28 +869,20 @@ impl JobLedger for DynamoStore {
 #[async_trait]
 impl ActiveWork for DynamoStore {
     async fn active_jobs(&self) -> Result<Vec<ActiveJob>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ACTIVE_INDEX)
-                .key_condition_expression("active_pk = :a")
-                .expression_attribute_values(":a", s(ACTIVE))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify("Query(active)", e))?;
-            for item in page.items() {
-                out.push(item_to_active(item)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
-            }
+        let mut shards = tokio::task::JoinSet::new();
+        for partition in active_partitions() {
+            let store = self.clone();
+            shards.spawn(async move { store.active_partition(partition).await });
         }
+        let mut out = Vec::new();
+        while let Some(shard) = shards.join_next().await {
+            let shard = shard.map_err(|e| Error::Transient {
+                op: "Query(active)",
+                message: format!("a shard's query stopped: {e}"),
+            })?;
+            out.extend(shard?);
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
 
@@ -979,5 +1055,221 @@ impl ScalerMemory for DynamoStore {
                 Ok((at, req_s(item, "json")?.to_owned()))
             })
             .collect()
+    }
+}
+
+impl DynamoStore {
+    fn agent_key(
+        &self,
+        instance_id: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(AGENTS_PK))
+            .key("sk", s(instance_id))
+    }
+}
+
+/// The agents' liveness items: pk `AGENTS`, sk the instance id, the heartbeat as JSON in `hb`,
+/// and the [`WorkGate`] fields `engaged` (written by the agent) and `retiring` (by the scaler).
+/// One partition, read with one query per scaler tick: at 1,000 agents reporting every 10 s that
+/// is 100 writes a second of the partition's 1,000.
+#[async_trait]
+impl HealthReporter for DynamoStore {
+    async fn report(&self, instance_id: &str, hb: &Heartbeat) -> Result<()> {
+        let json = serde_json::to_string(hb).expect("a heartbeat always serializes");
+        self.agent_key(instance_id)
+            .update_expression("SET hb = :hb, ts = :ts, #ttl = :ttl")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":hb", s(json))
+            .expression_attribute_values(":ts", n(hb.ts))
+            .expression_attribute_values(":ttl", n(hb.ts / 1000 + HEARTBEAT_TTL_SECS))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(heartbeat)", e))?;
+        Ok(())
+    }
+
+    async fn withdraw(&self, instance_id: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(AGENTS_PK))
+            .key("sk", s(instance_id))
+            .send()
+            .await
+            .map_err(|e| classify("DeleteItem(heartbeat)", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AgentDirectory for DynamoStore {
+    async fn heartbeats(&self) -> Result<Vec<(String, Heartbeat)>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p")
+                .expression_attribute_values(":p", s(AGENTS_PK))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("Query(heartbeats)", e))?;
+            for item in page.items() {
+                let Ok(instance) = req_s(item, "sk") else {
+                    continue;
+                };
+                // An item holding only the gate (its agent never reported) has no heartbeat.
+                let Some(json) = opt_s(item, "hb") else {
+                    continue;
+                };
+                match serde_json::from_str::<Heartbeat>(&json) {
+                    Ok(mut hb) => {
+                        hb.retiring = opt_n(item, "retiring")?;
+                        hb.engaged =
+                            matches!(item.get("engaged"), Some(AttributeValue::Bool(true)));
+                        out.push((instance.to_owned(), hb));
+                    }
+                    Err(e) => {
+                        tracing::warn!(instance, error = %e, "unreadable heartbeat skipped")
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl WorkGate for DynamoStore {
+    async fn engage(&self, instance_id: &str) -> Result<bool> {
+        let res = self
+            .agent_key(instance_id)
+            .update_expression("SET engaged = :t")
+            .condition_expression("attribute_not_exists(retiring)")
+            .expression_attribute_values(":t", b(true))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(engage)", e));
+        match res {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn disengage(&self, instance_id: &str) -> Result<()> {
+        self.agent_key(instance_id)
+            .update_expression("SET engaged = :f")
+            .expression_attribute_values(":f", b(false))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(disengage)", e))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Retirement for DynamoStore {
+    async fn mark_retiring(&self, instance_id: &str, now: EpochMillis) -> Result<bool> {
+        let res = self
+            .agent_key(instance_id)
+            .update_expression("SET retiring = if_not_exists(retiring, :now)")
+            .condition_expression(
+                "attribute_exists(hb) AND (attribute_not_exists(engaged) OR engaged = :f)",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":f", b(false))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(retiring)", e));
+        match res {
+            Ok(_) => Ok(true),
+            Err(Error::Conflict(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The scaler's tick lease: one item (`SCALER`, `LEASE`) holding the holder, until when, and the
+/// newest slot that ran.
+#[async_trait]
+impl TickLease for DynamoStore {
+    async fn acquire(
+        &self,
+        holder: &str,
+        slot: Option<u64>,
+        now: EpochMillis,
+        until: EpochMillis,
+    ) -> Result<LeaseOutcome> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(SCALER_STATE_PK))
+            .key("sk", s(LEASE_SK))
+            .expression_attribute_values(":h", s(holder))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":now", n(now));
+        let free = "(attribute_not_exists(lease_until) OR lease_until < :now)";
+        req = match slot {
+            Some(slot) => req
+                .update_expression("SET holder = :h, lease_until = :until, last_slot = :slot")
+                .condition_expression(format!(
+                    "{free} AND (attribute_not_exists(last_slot) OR last_slot < :slot)"
+                ))
+                .expression_attribute_values(":slot", n(slot)),
+            None => req
+                .update_expression("SET holder = :h, lease_until = :until")
+                .condition_expression(free),
+        };
+        match req
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(tick lease)", e))
+        {
+            Ok(_) => return Ok(LeaseOutcome::Acquired),
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let item = self
+            .get_item(SCALER_STATE_PK.to_owned(), LEASE_SK)
+            .await?
+            .unwrap_or_default();
+        let last: Option<u64> = opt_n(&item, "last_slot")?;
+        if slot.is_some_and(|s| last.is_some_and(|l| l >= s)) {
+            return Ok(LeaseOutcome::SlotDone);
+        }
+        Ok(LeaseOutcome::Busy {
+            until: opt_n(&item, "lease_until")?.unwrap_or(now),
+        })
+    }
+
+    async fn release(&self, holder: &str) -> Result<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(SCALER_STATE_PK))
+            .key("sk", s(LEASE_SK))
+            .update_expression("SET lease_until = :zero")
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":h", s(holder))
+            .send()
+            .await
+            .map_err(|e| classify("UpdateItem(tick lease release)", e));
+        match res {
+            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -48,7 +48,7 @@ impl TerminationNotice for ImdsWatch {
         if let Some(state) = self
             .read("/latest/meta-data/autoscaling/target-lifecycle-state")
             .await?
-            && state.trim() == "Terminated"
+            && matches!(state.trim(), "Terminated" | "Warmed:Terminated")
         {
             return Ok(Some("the group is terminating this instance".into()));
         }
@@ -56,5 +56,13 @@ impl TerminationNotice for ImdsWatch {
             return Ok(Some(format!("spot interruption: {}", action.trim())));
         }
         Ok(None)
+    }
+
+    async fn target_state(&self) -> Result<Option<String>> {
+        Ok(self
+            .read("/latest/meta-data/autoscaling/target-lifecycle-state")
+            .await?
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()))
     }
 }

@@ -35,9 +35,16 @@ use crate::Error;
 /// Loads the shared SDK configuration from the environment (region, credentials, endpoint).
 ///
 /// Attempts are bounded (`attempt_timeout`, which must exceed any long poll) and retried with the
-/// SDK's standard exponential backoff and jitter, up to `max_attempts` in all.
-pub async fn load_config(attempt_timeout: Duration, max_attempts: u32) -> SdkConfig {
+/// SDK's standard exponential backoff and jitter, up to `max_attempts` in all. `app` names the
+/// binary in every request's user agent (`app/<name>`): CloudTrail shows who called, and the
+/// local stack's AWS-rules proxy counts each caller against AWS's quotas.
+pub async fn load_config(
+    app: &'static str,
+    attempt_timeout: Duration,
+    max_attempts: u32,
+) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .app_name(aws_config::AppName::new(app).expect("a valid app name"))
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
         .timeout_config(
             TimeoutConfig::builder()
@@ -51,8 +58,8 @@ pub async fn load_config(attempt_timeout: Duration, max_attempts: u32) -> SdkCon
 
 /// The defaults every renderfleet binary uses: 30 s per attempt (longer than a 20 s long poll)
 /// and 5 attempts.
-pub async fn default_config() -> SdkConfig {
-    load_config(Duration::from_secs(30), 5).await
+pub async fn default_config(app: &'static str) -> SdkConfig {
+    load_config(app, Duration::from_secs(30), 5).await
 }
 
 /// A configuration for an emulator at `endpoint` (the local stack) with fixed dummy credentials,

@@ -10,8 +10,11 @@ use aws_sdk_sqs::types::{
 
 use super::classify;
 use crate::message::JobMessage;
-use crate::ports::{Delivery, JobQueue, JobSource, QueueCounters, QueueDepth};
+use crate::ports::{Delivery, JobQueue, JobSource, QueueCounters, QueueDepth, TickQueue};
 use crate::{Error, Result};
+
+/// SQS's longest message delay (15 minutes).
+const MAX_DELAY_SECS: u64 = 900;
 
 /// One SQS queue, found by name.
 #[derive(Clone, Debug)]
@@ -79,6 +82,18 @@ impl JobQueue for SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(msg.to_body())
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage", e))?;
+        Ok(())
+    }
+
+    async fn send_after(&self, msg: &JobMessage, delay: Duration) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(msg.to_body())
+            .delay_seconds(delay.as_secs().min(MAX_DELAY_SECS) as i32)
             .send()
             .await
             .map_err(|e| classify("SendMessage", e))?;
@@ -203,7 +218,11 @@ impl JobSource for SqsQueue {
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt)
-            .visibility_timeout(timeout.as_secs().min(43_200) as i32)
+            .visibility_timeout(
+                timeout
+                    .as_secs()
+                    .min(crate::message::MAX_TOTAL_VISIBILITY_SECS) as i32,
+            )
             .send()
             .await
             .map_err(|e| classify("ChangeMessageVisibility", e))?;
@@ -236,5 +255,24 @@ impl QueueDepth for SqsQueue {
             in_flight: get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
             delayed: get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
         })
+    }
+}
+
+/// The scaler's tick queue: a message `{"slot": n}` (or `{"slot": null}`, an extra tick) that
+/// becomes visible after the delay and invokes the scaler through its event source mapping.
+#[async_trait]
+impl TickQueue for SqsQueue {
+    async fn schedule(&self, slot: Option<u64>, delay: Duration) -> Result<()> {
+        // Whole seconds, rounded up: a tick never runs before its slot.
+        let secs = (delay.as_millis().div_ceil(1000) as u64).min(MAX_DELAY_SECS);
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(serde_json::json!({ "slot": slot }).to_string())
+            .delay_seconds(secs as i32)
+            .send()
+            .await
+            .map_err(|e| classify("SendMessage(tick)", e))?;
+        Ok(())
     }
 }

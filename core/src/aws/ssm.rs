@@ -1,5 +1,5 @@
-//! SSM Parameter Store: agent heartbeats under `/renderfleet/{env}/agents/` and small JSON
-//! settings such as the scaling policy.
+//! SSM: agents' health states under `/renderfleet/{env}/agents/` (Parameter Store, written on
+//! change), small JSON settings such as the scaling policy, and Run Command to start an agent.
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -8,7 +8,7 @@ use aws_sdk_ssm::types::ParameterType;
 use super::classify;
 use crate::Result;
 use crate::names::ResourceNames;
-use crate::ports::{AgentDirectory, AgentLauncher, HealthReporter, Heartbeat};
+use crate::ports::{AgentLauncher, AgentStatus, StatusBoard, StatusCleanup};
 
 #[derive(Clone, Debug)]
 pub struct SsmParameters {
@@ -53,63 +53,59 @@ impl SsmParameters {
     }
 }
 
+/// Agents' health states: one parameter per agent, written by the agent only when its state
+/// changes (PutParameter's default throughput is a few writes a second for the whole account).
 #[async_trait]
-impl HealthReporter for SsmParameters {
-    async fn report(&self, instance_id: &str, hb: &Heartbeat) -> Result<()> {
-        let json = serde_json::to_string(hb).expect("a heartbeat always serializes");
+impl StatusBoard for SsmParameters {
+    async fn publish(&self, instance_id: &str, status: &AgentStatus) -> Result<()> {
+        let json = serde_json::to_string(status).expect("a status always serializes");
         self.put(&self.names.agent_parameter(instance_id), &json)
             .await
     }
-
-    async fn withdraw(&self, instance_id: &str) -> Result<()> {
-        let name = self.names.agent_parameter(instance_id);
-        match self.client.delete_parameter().name(&name).send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_parameter_not_found()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(classify("DeleteParameter", e)),
-        }
-    }
 }
 
+/// DeleteParameters takes at most 10 names a call; GetParametersByPath returns at most 10 a page.
+const PARAMETERS_PER_CALL: usize = 10;
+
 #[async_trait]
-impl AgentDirectory for SsmParameters {
-    async fn heartbeats(&self) -> Result<Vec<(String, Heartbeat)>> {
-        let path = self.names.agents_path();
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .get_parameters_by_path()
-                .path(path.trim_end_matches('/'))
-                .recursive(true)
-                .set_next_token(token)
+impl StatusCleanup for SsmParameters {
+    async fn remove(&self, instance_ids: &[String]) -> Result<()> {
+        for chunk in instance_ids.chunks(PARAMETERS_PER_CALL) {
+            // Names that do not exist come back as InvalidParameters, not as an error.
+            self.client
+                .delete_parameters()
+                .set_names(Some(
+                    chunk
+                        .iter()
+                        .map(|i| self.names.agent_parameter(i))
+                        .collect(),
+                ))
                 .send()
                 .await
-                .map_err(|e| classify("GetParametersByPath", e))?;
-            for p in page.parameters() {
-                let (Some(name), Some(value)) = (p.name(), p.value()) else {
-                    continue;
-                };
-                let instance = name.rsplit('/').next().unwrap_or(name).to_owned();
-                match serde_json::from_str::<Heartbeat>(value) {
-                    Ok(hb) => out.push((instance, hb)),
-                    Err(e) => {
-                        tracing::warn!(parameter = name, error = %e, "unreadable heartbeat skipped")
-                    }
-                }
-            }
-            match page.next_token {
-                Some(t) => token = Some(t),
-                None => break,
-            }
+                .map_err(|e| classify("DeleteParameters", e))?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    async fn page(&self, cursor: Option<String>) -> Result<(Vec<String>, Option<String>)> {
+        let path = self.names.agents_path();
+        let page = self
+            .client
+            .get_parameters_by_path()
+            .path(path.trim_end_matches('/'))
+            .max_results(PARAMETERS_PER_CALL as i32)
+            .set_next_token(cursor)
+            .send()
+            .await
+            .map_err(|e| classify("GetParametersByPath", e))?;
+        let ids = page
+            .parameters()
+            .iter()
+            .filter_map(|p| p.name())
+            .filter_map(|n| n.strip_prefix(path.as_str()))
+            .map(str::to_owned)
+            .collect();
+        Ok((ids, page.next_token))
     }
 }
 

@@ -27,4 +27,6 @@ chmod 0644 /etc/renderfleet/agent.env
 
 install -m 0644 "$(dirname "$0")/renderfleet-agent.service" /etc/systemd/system/renderfleet-agent.service
 systemctl daemon-reload
-systemctl enable --now renderfleet-agent.service
+# --no-block: this runs inside cloud-init, which the unit (After=network-online.target) would
+# otherwise wait on while cloud-init waits on this script.
+systemctl enable --now --no-block renderfleet-agent.service

@@ -17,7 +17,8 @@ pub enum EngineKind {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `RENDERFLEET_ENV` (required).
+    /// `RENDERFLEET_ENV` (required) and `RENDERFLEET_BUCKET` (the media bucket; default
+    /// `renderfleet-{env}-media`).
     pub names: ResourceNames,
     /// `RENDERFLEET_INSTANCE_ID`: this worker's EC2 instance id. Default: asked of the instance
     /// metadata service (IMDSv2).
@@ -35,8 +36,13 @@ pub struct Config {
     pub ffprobe: PathBuf,
     /// `RENDERFLEET_FONT`: the font text is drawn with. Default DejaVu Sans.
     pub font: PathBuf,
-    /// `RENDERFLEET_HEARTBEAT_SECS`: how often the agent reports to SSM. Default 10.
+    /// `RENDERFLEET_HEARTBEAT_SECS`: how often the agent writes its liveness heartbeat (one
+    /// DynamoDB item). Default 10.
     pub heartbeat: Duration,
+    /// `RENDERFLEET_STATUS_SPREAD_SECS`: the first `ready` health state goes to SSM after a random
+    /// delay of up to this, so a fleet booting together stays under PutParameter's quota (a few
+    /// writes a second per account). Changes after that are written at once. Default 300.
+    pub status_spread: Duration,
     /// `RENDERFLEET_PROGRESS_SECS`: how often a running job's progress and lease are written (and
     /// a cancel noticed). Default 2.
     pub progress_every: Duration,
@@ -106,14 +112,8 @@ impl Config {
         let secs = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs(parse(&get, var, default)?))
         };
-        let env = get("RENDERFLEET_ENV").ok_or(ConfigError {
-            var: "RENDERFLEET_ENV",
-            message: "required: the environment name, e.g. dev".into(),
-        })?;
-        let names = ResourceNames::for_env(&env).map_err(|message| ConfigError {
-            var: "RENDERFLEET_ENV",
-            message,
-        })?;
+        let names = ResourceNames::from_lookup(&get)
+            .map_err(|(var, message)| ConfigError { var, message })?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(1);
@@ -181,6 +181,7 @@ impl Config {
                 "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
             )?,
             heartbeat: secs("RENDERFLEET_HEARTBEAT_SECS", 10)?,
+            status_spread: secs("RENDERFLEET_STATUS_SPREAD_SECS", 300)?,
             progress_every: secs("RENDERFLEET_PROGRESS_SECS", 2)?,
             visibility,
             poll_wait: secs("RENDERFLEET_POLL_WAIT_SECS", 5)?,
@@ -212,6 +213,7 @@ impl Config {
         .expect("valid");
         c.work_dir = work_dir;
         c.poll_wait = Duration::from_millis(200);
+        c.status_spread = Duration::ZERO;
         c.min_free_disk = 0;
         c
     }

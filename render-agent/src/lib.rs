@@ -19,6 +19,20 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 use worker::{Agent, Deps, Shared, report_health};
 
+/// Instance metadata where there is none (the local stack, tests): no notice, no target state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMetadata;
+
+#[async_trait::async_trait]
+impl renderfleet_core::ports::TerminationNotice for NoMetadata {
+    async fn pending(&self) -> renderfleet_core::Result<Option<String>> {
+        Ok(None)
+    }
+    async fn target_state(&self) -> renderfleet_core::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
 /// Drains the agent when the cloud announces this instance is going (polls every 5 s).
 pub async fn watch_termination(
     notice: Arc<dyn renderfleet_core::ports::TerminationNotice>,
@@ -44,7 +58,9 @@ pub async fn watch_termination(
 /// Runs the agent until `shutdown` fires, then drains and returns.
 ///
 /// Before taking any job it checks itself (engine, a test render, free disk) and reports
-/// `unhealthy` until the check passes.
+/// `unhealthy` until the check passes; then it completes the launch lifecycle hook and serves. An instance
+/// the group is preparing for its warm pool checks itself, completes that hook and takes no work;
+/// one the group is terminating takes no work either.
 pub async fn run(
     deps: Deps,
     cfg: Config,
@@ -57,7 +73,7 @@ pub async fn run(
     let shared = Arc::new(Mutex::new(Shared::default()));
     let reporter_stop = CancellationToken::new();
     let reporter = tokio::spawn(report_health(
-        deps.health.clone(),
+        deps.clone(),
         shared.clone(),
         cfg.clone(),
         instance.clone(),
@@ -65,55 +81,54 @@ pub async fn run(
         reporter_stop.clone(),
     ));
 
-    loop {
-        let check = self_check(&deps, &cfg).await;
-        let ok = check.is_ok();
-        shared.lock().unwrap_or_else(|p| p.into_inner()).engine_ok = ok;
-        match check {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::error!(error = %e, "self-check failed; taking no work, retrying in 30 s")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            _ = shutdown.cancelled() => break,
-        }
-    }
+    let target = target_state(&deps).await;
+    check_until_ok(&deps, &cfg, &shared, &shutdown).await;
     let hb = worker::heartbeat(&shared, &cfg, started_at, worker::disk_free(&cfg.work_dir));
     if let Err(e) = deps.health.report(&instance, &hb).await {
         tracing::warn!(error = %e, "could not write the first heartbeat");
     }
-    tracing::info!(instance = %instance, slots = cfg.slots, "agent ready");
-    if let Some(hook) = cfg
-        .launch_hook
-        .as_deref()
-        .filter(|_| !shutdown.is_cancelled())
-    {
-        match deps.lifecycle.complete(hook, &instance, true).await {
-            Ok(()) => tracing::info!(hook, "launch lifecycle action completed"),
-            Err(e) => {
-                tracing::warn!(hook, error = %e, "could not complete the launch lifecycle action; it times out instead")
-            }
+    let serving = match target.as_deref() {
+        Some("Terminated" | "Warmed:Terminated") => {
+            tracing::warn!("the group is terminating this instance; taking no work");
+            false
         }
-    }
-
-    let mut agent = Agent::new(deps.clone(), cfg.clone(), instance.clone(), shared.clone());
-    let mut backoff = Duration::from_millis(500);
-    while !shutdown.is_cancelled() {
-        match agent.step(&shutdown).await {
-            Ok(_) => backoff = Duration::from_millis(500),
-            Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "step failed; backing off");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => {}
+        Some(t) if t.starts_with("Warmed:") => {
+            complete_launch_hook(&deps, &cfg, &instance, &shutdown).await;
+            tracing::info!(
+                target = t,
+                "prepared for the warm pool; taking no work until the group puts this instance in service"
+            );
+            wait_for_target_in_service(&deps, &shutdown).await
+        }
+        _ => true,
+    };
+    // Serving starts as the hook completes: the group moves the instance to InService by itself
+    // (Pending:Proceed, then InService), and nothing the agent does needs to wait for it.
+    let serving = serving && {
+        complete_launch_hook(&deps, &cfg, &instance, &shutdown).await;
+        !shutdown.is_cancelled()
+    };
+    if serving {
+        tracing::info!(instance = %instance, slots = cfg.slots, "agent ready");
+        let mut agent = Agent::new(deps.clone(), cfg.clone(), instance.clone(), shared.clone());
+        let mut backoff = Duration::from_millis(500);
+        while !shutdown.is_cancelled() {
+            match agent.step(&shutdown).await {
+                Ok(_) => backoff = Duration::from_millis(500),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "step failed; backing off");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
+        agent.drain().await;
+    } else {
+        shutdown.cancelled().await;
     }
-    agent.drain().await;
     reporter_stop.cancel();
     let _ = reporter.await;
     if let Err(e) = deps.health.withdraw(&instance).await {
@@ -129,6 +144,98 @@ pub async fn run(
     }
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The group's target state for this instance; `None` when it cannot tell (no instance metadata,
+/// as on the local stack).
+async fn target_state(deps: &Deps) -> Option<String> {
+    match deps.notice.target_state().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(error = %e, "target lifecycle state unreadable");
+            None
+        }
+    }
+}
+
+/// Runs the self-check until it passes (every 30 s) or shutdown.
+async fn check_until_ok(
+    deps: &Deps,
+    cfg: &Config,
+    shared: &worker::SharedState,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let check = self_check(deps, cfg).await;
+        {
+            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            s.engine_ok = check.is_ok();
+            s.checked = true;
+            s.check_error = check.as_ref().err().cloned();
+        }
+        match check {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "self-check failed; taking no work, retrying in 30 s")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Completes the launch hook (CONTINUE), when one is configured.
+async fn complete_launch_hook(
+    deps: &Deps,
+    cfg: &Config,
+    instance: &str,
+    shutdown: &CancellationToken,
+) {
+    let Some(hook) = cfg.launch_hook.as_deref() else {
+        return;
+    };
+    if shutdown.is_cancelled() {
+        return;
+    }
+    // Retried while it is throttled (a fleet launched at once completes its hooks together,
+    // against Auto Scaling's one shared rate): a hook left to time out abandons the instance.
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match deps.lifecycle.complete(hook, instance, true).await {
+            Ok(()) => {
+                tracing::info!(hook, "launch lifecycle action completed");
+                return;
+            }
+            Err(e) if e.is_retryable() => {
+                let wait = delay.mul_f64(0.5 + rand::random::<f64>());
+                tracing::warn!(hook, error = %e, retry_in_ms = wait.as_millis() as u64, "could not complete the launch lifecycle action yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                tracing::warn!(hook, error = %e, "could not complete the launch lifecycle action; it times out instead");
+                return;
+            }
+        }
+    }
+}
+
+/// Polls the instance's target state until the group means it to serve (`true`), or shutdown.
+async fn wait_for_target_in_service(deps: &Deps, shutdown: &CancellationToken) -> bool {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.cancelled() => return false,
+        }
+        if target_state(deps).await.as_deref() == Some("InService") {
+            return true;
+        }
+    }
 }
 
 async fn self_check(deps: &Deps, cfg: &Config) -> Result<(), String> {

@@ -10,10 +10,11 @@ use render_agent::engine::external::ExternalEngine;
 use render_agent::engine::ffmpeg::FfmpegEngine;
 use render_agent::engine::mp4;
 use render_agent::worker::{Deps, Prober};
-use render_agent::{Config, run};
+use render_agent::{Config, NoMetadata, run};
 use renderfleet_core::aws::{
     AsgFleet, CloudWatchMetrics, DynamoStore, ImdsWatch, S3Media, SqsQueue, SsmParameters,
 };
+use renderfleet_core::ports::TerminationNotice;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         .with_current_span(true)
         .init();
     let cfg = Config::from_env().context("agent configuration")?;
-    let sdk = renderfleet_core::aws::default_config().await;
+    let sdk = renderfleet_core::aws::default_config("render-agent").await;
     let instance = match &cfg.instance_id {
         Some(id) => id.clone(),
         None => instance_id_from_imds()
@@ -71,14 +72,22 @@ async fn main() -> anyhow::Result<()> {
         }),
     };
     let group = Arc::new(AsgFleet::new(&sdk, &cfg.names.asg));
+    let notice: Arc<dyn TerminationNotice> = if cfg.watch_imds {
+        Arc::new(ImdsWatch::new())
+    } else {
+        Arc::new(NoMetadata)
+    };
     let deps = Deps {
-        source: queue,
+        source: queue.clone(),
+        queue,
         ledger: store.clone(),
         media,
-        assets: store,
-        protection: group.clone(),
+        assets: store.clone(),
         lifecycle: group,
-        health: Arc::new(SsmParameters::new(&sdk, cfg.names.clone())),
+        health: store.clone(),
+        gate: store,
+        status: Arc::new(SsmParameters::new(&sdk, cfg.names.clone())),
+        notice: notice.clone(),
         metrics: Arc::new(CloudWatchMetrics::new(&sdk, &cfg.names.env)),
         engine,
         prober: Arc::new(Mp4Check),
@@ -94,10 +103,7 @@ async fn main() -> anyhow::Result<()> {
         trigger.cancel();
     });
     if cfg.watch_imds {
-        tokio::spawn(render_agent::watch_termination(
-            Arc::new(ImdsWatch::new()),
-            shutdown.clone(),
-        ));
+        tokio::spawn(render_agent::watch_termination(notice, shutdown.clone()));
     }
     tracing::info!(instance = %instance, env = %cfg.names.env, "render agent starting");
     run(deps, cfg, instance, shutdown).await

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 use renderfleet_core::clock::{EpochMillis, now_ms};
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobError, JobOutput, Outcome};
-use renderfleet_core::message::{JobMessage, MAX_RECEIVE_COUNT};
+use renderfleet_core::message::{
+    JobMessage, MAX_ATTEMPTS, MAX_TOTAL_VISIBILITY_SECS, REFRESH_AT_RECEIVE_COUNT,
+};
 use renderfleet_core::names::output_key;
 use renderfleet_core::ports::{
-    AgentState, AssetStore, Claim, Delivery, Directive, HealthReporter, Heartbeat, JobLedger,
-    JobSource, Lease, LifecycleActions, MediaFiles, MetricDatum, MetricUnit, MetricsSink,
-    ScaleInProtection,
+    AgentState, AgentStatus, AssetStore, Claim, Delivery, Directive, HealthReporter, Heartbeat,
+    JobLedger, JobQueue, JobSource, Lease, LifecycleActions, MediaFiles, MetricDatum, MetricUnit,
+    MetricsSink, StatusBoard, StatusState, TerminationNotice, WorkGate,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -32,11 +34,19 @@ use crate::engine::{Engine, EngineError, LocalAsset, RenderRequest};
 #[derive(Clone)]
 pub struct Deps {
     pub source: Arc<dyn JobSource>,
+    /// The same queue, to replace a message that keeps coming back without an attempt.
+    pub queue: Arc<dyn JobQueue>,
     pub ledger: Arc<dyn JobLedger>,
     pub media: Arc<dyn MediaFiles>,
     pub assets: Arc<dyn AssetStore>,
-    pub protection: Arc<dyn ScaleInProtection>,
+    /// The liveness heartbeat (DynamoDB on AWS).
     pub health: Arc<dyn HealthReporter>,
+    /// The claim gate that closes the race with a retirement.
+    pub gate: Arc<dyn WorkGate>,
+    /// The health state operators see (SSM Parameter Store on AWS), written on change.
+    pub status: Arc<dyn StatusBoard>,
+    /// The instance's target lifecycle state and termination notices (IMDS on AWS).
+    pub notice: Arc<dyn TerminationNotice>,
     pub metrics: Arc<dyn MetricsSink>,
     pub engine: Arc<dyn Engine>,
     /// Checks a rendered file and reads its duration (in-process, `engine::mp4`, in production).
@@ -101,6 +111,10 @@ pub struct Shared {
     pub duplicates: u64,
     /// Since when no job runs (`None` while busy).
     pub idle_since: Option<EpochMillis>,
+    /// Whether the self-check has run at least once (before that, health is unknown).
+    pub checked: bool,
+    /// Why the self-check failed, when it did.
+    pub check_error: Option<String>,
 }
 
 pub type SharedState = Arc<Mutex<Shared>>;
@@ -116,14 +130,16 @@ pub struct Agent {
     instance: String,
     shared: SharedState,
     tasks: JoinSet<JobReport>,
-    protected: bool,
+    /// Whether the claim gate is open for this agent's work (see [`WorkGate`]).
+    engaged: bool,
+    /// Why this agent takes no more work (the scaler retires it, or its instance is leaving).
+    closed: Option<String>,
 }
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent")
             .field("instance", &self.instance)
-            .field("protected", &self.protected)
             .finish()
     }
 }
@@ -136,8 +152,14 @@ impl Agent {
             instance,
             shared,
             tasks: JoinSet::new(),
-            protected: false,
+            engaged: false,
+            closed: None,
         }
+    }
+
+    /// Why the agent takes no more work, if it does not.
+    pub fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
     }
 
     pub fn running(&self) -> usize {
@@ -149,6 +171,15 @@ impl Agent {
     pub async fn step(&mut self, shutdown: &CancellationToken) -> anyhow::Result<Step> {
         while let Some(done) = self.tasks.try_join_next() {
             self.record(done);
+        }
+        if self.closed.is_some() {
+            // Leaving: take nothing, wait for SIGTERM (running jobs are reaped above).
+            tokio::select! {
+                Some(done) = self.tasks.join_next() => self.record(done),
+                _ = tokio::time::sleep(self.cfg.poll_wait) => {}
+                _ = shutdown.cancelled() => {}
+            }
+            return Ok(Step::Idle);
         }
         let free = (self.cfg.slots as usize).saturating_sub(self.tasks.len());
         if free == 0 {
@@ -164,8 +195,10 @@ impl Agent {
             .receive(free as u32, self.cfg.poll_wait)
             .await?;
         if deliveries.is_empty() {
-            if self.tasks.is_empty() && self.protected {
-                self.set_protection(false).await?;
+            // Idle only once a receive found nothing: between two jobs of a backlog the gate
+            // stays engaged, so a busy worker writes its gate once per busy period, not per job.
+            if self.tasks.is_empty() {
+                self.become_idle().await;
             }
             return Ok(Step::Idle);
         }
@@ -209,8 +242,9 @@ impl Agent {
                 return Ok(false);
             }
         };
-        if !self.protected {
-            self.set_protection(true).await?;
+        if !self.engage().await? {
+            self.hand_back(&d, Duration::ZERO).await;
+            return Ok(false);
         }
         let now = now_ms();
         let lease = Lease {
@@ -219,7 +253,9 @@ impl Agent {
             now,
             until: now + self.lease_ms(),
         };
-        match self.deps.ledger.claim(&msg.job_id, &lease).await? {
+        let ledger = self.deps.ledger.clone();
+        let claim = retry_transient("claim", || ledger.claim(&msg.job_id, &lease)).await?;
+        match claim {
             Claim::Claimed(job) => {
                 let stop = CancellationToken::new();
                 {
@@ -244,9 +280,13 @@ impl Agent {
                 {
                     // Our own message back early while its attempt still holds the lease: show it
                     // again just after the lease would lapse, in case that worker is gone.
+                    let after = Duration::from_millis(lapse_in.max(0) as u64 + 1000);
                     tracing::info!(job_id = %job.id, "message back while its attempt holds the lease; deferring");
-                    self.hand_back(&d, Duration::from_millis(lapse_in.max(0) as u64 + 1000))
-                        .await;
+                    if d.receive_count >= REFRESH_AT_RECEIVE_COUNT {
+                        self.refresh(&d, &msg, after).await;
+                    } else {
+                        self.hand_back(&d, after).await;
+                    }
                 } else {
                     tracing::info!(job_id = %job.id, state = %job.state, "duplicate delivery deleted");
                     self.deps.source.delete(&d.receipt).await?;
@@ -267,24 +307,57 @@ impl Agent {
         (self.cfg.visibility.as_millis() / 2) as i64
     }
 
+    /// Engages the work gate before a first job: the scaler retires only a worker it could mark
+    /// while disengaged, and both writes are conditional on the same item, so a worker that takes
+    /// a job is never retired under it. (Instances are launched protected from scale-in, so the
+    /// group never picks a victim itself and no per-job protection call is needed.) `false` when
+    /// the scaler is retiring this worker: the caller hands the message back.
+    async fn engage(&mut self) -> anyhow::Result<bool> {
+        if !self.engaged {
+            let gate = self.deps.gate.clone();
+            let instance = self.instance.clone();
+            if !retry_transient("engage", || gate.engage(&instance)).await? {
+                tracing::warn!("the scaler is retiring this worker; taking no more work");
+                self.closed = Some("retiring".into());
+                return Ok(false);
+            }
+            self.engaged = true;
+        }
+        Ok(true)
+    }
+
+    /// With no job running and none waiting: closes the gate, so the worker can be retired.
+    /// A failure is logged and retried on the next idle step.
+    async fn become_idle(&mut self) {
+        if self.engaged {
+            match self.deps.gate.disengage(&self.instance).await {
+                Ok(()) => self.engaged = false,
+                Err(e) => tracing::warn!(error = %e, "could not mark the worker idle"),
+            }
+        }
+    }
+
+    /// Replaces a message that keeps coming back without an attempt by a fresh one (receive
+    /// count 0), so receives that were not attempts never send a job to the dead-letter queue.
+    async fn refresh(&self, d: &Delivery, msg: &JobMessage, after: Duration) {
+        match self.deps.queue.send_after(msg, after).await {
+            Ok(()) => {
+                if let Err(e) = self.deps.source.delete(&d.receipt).await {
+                    tracing::warn!(error = %e, "could not delete a refreshed message; a duplicate is harmless");
+                }
+                tracing::info!(job_id = %msg.job_id, receive_count = d.receive_count, "message replaced by a fresh one");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh a message; handing it back");
+                self.hand_back(d, after).await;
+            }
+        }
+    }
+
     async fn hand_back(&self, d: &Delivery, after: Duration) {
         if let Err(e) = self.deps.source.set_visibility(&d.receipt, after).await {
             tracing::warn!(error = %e, "could not hand a message back; it returns after its visibility timeout");
         }
-    }
-
-    async fn set_protection(&mut self, on: bool) -> anyhow::Result<()> {
-        self.deps
-            .protection
-            .set_protected(&self.instance, on)
-            .await?;
-        self.protected = on;
-        tracing::info!(
-            protected = on,
-            "scale-in protection {}",
-            if on { "set" } else { "released" }
-        );
-        Ok(())
     }
 
     fn record(&mut self, done: Result<JobReport, tokio::task::JoinError>) {
@@ -307,7 +380,7 @@ impl Agent {
     }
 
     /// Stops taking work and lets running jobs finish within the grace period; past it, hands
-    /// them back to the queue. Releases scale-in protection at the end.
+    /// them back to the queue. Closes the work gate at the end.
     pub async fn drain(&mut self) {
         lock(&self.shared).draining = true;
         let deadline = tokio::time::Instant::now() + self.cfg.drain_grace;
@@ -329,10 +402,30 @@ impl Agent {
                 }
             }
         }
-        if self.protected
-            && let Err(e) = self.set_protection(false).await
-        {
-            tracing::warn!(error = %e, "could not release scale-in protection");
+        self.become_idle().await;
+    }
+}
+
+/// Retries a call that failed transiently (a throttle, a 5xx), in place, with exponential
+/// backoff and jitter for up to about half a minute, so a throttled claim or gate write never
+/// hands the message back (which would burn one of its receives).
+pub async fn retry_transient<T, F, Fut>(op: &str, mut call: F) -> renderfleet_core::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = renderfleet_core::Result<T>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(e) if e.is_retryable() && tries < 7 => {
+                tries += 1;
+                let jittered = delay.mul_f64(0.5 + rand::random::<f64>() * 0.5);
+                tracing::warn!(op, error = %e, retry_in_ms = jittered.as_millis() as u64, "transient failure; retrying in place");
+                tokio::time::sleep(jittered).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            other => return other,
         }
     }
 }
@@ -445,7 +538,7 @@ async fn attempt(
             stop.cancel();
         })
     };
-    let timeout = ctx.cfg.timeout_base + ctx.cfg.timeout_per_unit.mul_f64(job.est_work.max(0.0));
+    let timeout = engine_timeout(&ctx.cfg, job.est_work, received.elapsed());
     let work = async {
         let t0 = Instant::now();
         let assets = fetch_assets(ctx, job, &dir).await?;
@@ -468,117 +561,138 @@ async fn attempt(
         r = work => r,
         _ = engine_stop.cancelled() => Err(EngineError::Stopped),
     };
-    keeper.abort();
-    drain_watch.abort();
     let stop_why = *why.lock().unwrap_or_else(|p| p.into_inner());
 
-    match result {
-        Ok((downloaded, rendered)) => {
-            let engine_secs = rendered.as_secs_f64();
-            // The probe and the upload run side by side. An output the probe cannot read is then
-            // uploaded but never referenced: the retry overwrites it, or the bucket's lifecycle
-            // expires it.
-            let key = output_key(&job.tenant, job.id.as_str());
-            let uploading = Instant::now();
-            let (probed, uploaded) = tokio::join!(
-                async {
-                    let r = ctx.deps.prober.duration(&output).await;
-                    (r, uploading.elapsed().as_secs_f64())
-                },
-                async {
-                    let r = ctx.deps.media.put_file(&key, &output, "video/mp4").await;
-                    (r, uploading.elapsed().as_secs_f64())
-                }
-            );
-            let (probed, probe_secs) = probed;
-            let duration = match probed {
-                Ok(v) => v,
-                Err(e) => {
-                    return (
-                        retry_or_fail(ctx, job, d, &format!("the output is unreadable: {e}")).await,
-                        None,
-                    );
-                }
-            };
-            let (size, upload_secs) = match uploaded {
-                (Ok(n), secs) => (n, secs),
-                (Err(e), _) => {
-                    return (
-                        retry_or_fail(ctx, job, d, &format!("upload failed: {e}")).await,
-                        None,
-                    );
-                }
-            };
-            let finishing = Instant::now();
-            let end = finish(
-                ctx,
-                job,
-                d,
-                Outcome::Succeeded(JobOutput {
-                    key,
-                    size_bytes: size,
-                    duration,
-                }),
-            )
-            .await;
-            let finish_secs = finishing.elapsed().as_secs_f64();
-            let spu = (end == JobEnd::Succeeded && job.est_work > 0.0)
-                .then(|| engine_secs / job.est_work);
-            if end == JobEnd::Succeeded {
-                let wait = (claimed_at - job.created_at).max(0) as f64 / 1000.0;
-                publish(
+    // The lease and the message stay alive through the upload and the finish: an upload slower
+    // than the lease must not let another worker render the job again.
+    let ended = async {
+        match result {
+            Ok((downloaded, rendered)) => {
+                let engine_secs = rendered.as_secs_f64();
+                // The probe and the upload run side by side. An output the probe cannot read is then
+                // uploaded but never referenced: the retry overwrites it, or the bucket's lifecycle
+                // expires it.
+                let key = output_key(&job.tenant, job.id.as_str());
+                let uploading = Instant::now();
+                let (probed, uploaded) = tokio::join!(
+                    async {
+                        let r = ctx.deps.prober.duration(&output).await;
+                        (r, uploading.elapsed().as_secs_f64())
+                    },
+                    async {
+                        let r = ctx.deps.media.put_file(&key, &output, "video/mp4").await;
+                        (r, uploading.elapsed().as_secs_f64())
+                    }
+                );
+                let (probed, probe_secs) = probed;
+                let duration = match probed {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return (
+                            retry_or_fail(ctx, job, d, &format!("the output is unreadable: {e}"))
+                                .await,
+                            None,
+                        );
+                    }
+                };
+                let (size, upload_secs) = match uploaded {
+                    (Ok(n), secs) => (n, secs),
+                    (Err(e), _) => {
+                        return (
+                            retry_or_fail(ctx, job, d, &format!("upload failed: {e}")).await,
+                            None,
+                        );
+                    }
+                };
+                let finishing = Instant::now();
+                let end = finish(
                     ctx,
-                    vec![
-                        MetricDatum::new("JobsSucceeded", 1.0, MetricUnit::Count),
-                        MetricDatum::new("RenderSeconds", engine_secs, MetricUnit::Seconds),
-                        MetricDatum::new("WaitSeconds", wait, MetricUnit::Seconds),
-                        MetricDatum::new(
-                            "RealtimeFactor",
-                            engine_secs / duration.max(0.001),
-                            MetricUnit::None,
-                        ),
-                    ],
-                );
-                let wall_secs = received.elapsed().as_secs_f64();
-                tracing::info!(
-                    wall_secs,
-                    engine_secs,
-                    claim_secs,
-                    download_secs = downloaded.as_secs_f64(),
-                    probe_secs,
-                    upload_secs,
-                    finish_secs,
-                    overhead_secs = wall_secs - engine_secs,
-                    duration,
-                    size,
-                    "job succeeded"
-                );
+                    job,
+                    d,
+                    Outcome::Succeeded(JobOutput {
+                        key,
+                        size_bytes: size,
+                        duration,
+                    }),
+                )
+                .await;
+                let finish_secs = finishing.elapsed().as_secs_f64();
+                let spu = (end == JobEnd::Succeeded && job.est_work > 0.0)
+                    .then(|| engine_secs / job.est_work);
+                if end == JobEnd::Succeeded {
+                    let wait = (claimed_at - job.created_at).max(0) as f64 / 1000.0;
+                    publish(
+                        ctx,
+                        vec![
+                            MetricDatum::new("JobsSucceeded", 1.0, MetricUnit::Count),
+                            MetricDatum::new("RenderSeconds", engine_secs, MetricUnit::Seconds),
+                            MetricDatum::new("WaitSeconds", wait, MetricUnit::Seconds),
+                            MetricDatum::new(
+                                "RealtimeFactor",
+                                engine_secs / duration.max(0.001),
+                                MetricUnit::None,
+                            ),
+                        ],
+                    );
+                    let wall_secs = received.elapsed().as_secs_f64();
+                    tracing::info!(
+                        wall_secs,
+                        engine_secs,
+                        claim_secs,
+                        download_secs = downloaded.as_secs_f64(),
+                        probe_secs,
+                        upload_secs,
+                        finish_secs,
+                        overhead_secs = wall_secs - engine_secs,
+                        duration,
+                        size,
+                        "job succeeded"
+                    );
+                }
+                (end, spu)
             }
-            (end, spu)
+            Err(EngineError::Stopped) => match stop_why {
+                Some(StopWhy::Cancel) => (finish(ctx, job, d, Outcome::Cancelled).await, None),
+                Some(StopWhy::Lost) => {
+                    tracing::warn!(
+                        "the job moved on without this attempt; stopped without writing"
+                    );
+                    (JobEnd::Lost, None)
+                }
+                Some(StopWhy::Drain) | None => {
+                    (release(ctx, job, d, Duration::ZERO, "drained").await, None)
+                }
+            },
+            Err(EngineError::Failed(m)) => (retry_or_fail(ctx, job, d, &m).await, None),
+            Err(e @ EngineError::InvalidInput(_)) => (
+                fail(ctx, job, d, "invalid_input", &e.to_string()).await,
+                None,
+            ),
+            Err(e @ EngineError::Timeout(_)) => {
+                (fail(ctx, job, d, "timeout", &e.to_string()).await, None)
+            }
+            Err(e @ EngineError::OutputTooLarge(_)) => (
+                fail(ctx, job, d, "output_too_large", &e.to_string()).await,
+                None,
+            ),
         }
-        Err(EngineError::Stopped) => match stop_why {
-            Some(StopWhy::Cancel) => (finish(ctx, job, d, Outcome::Cancelled).await, None),
-            Some(StopWhy::Lost) => {
-                tracing::warn!("the job moved on without this attempt; stopped without writing");
-                (JobEnd::Lost, None)
-            }
-            Some(StopWhy::Drain) | None => {
-                (release(ctx, job, d, Duration::ZERO, "drained").await, None)
-            }
-        },
-        Err(EngineError::Failed(m)) => (retry_or_fail(ctx, job, d, &m).await, None),
-        Err(e @ EngineError::InvalidInput(_)) => (
-            fail(ctx, job, d, "invalid_input", &e.to_string()).await,
-            None,
-        ),
-        Err(e @ EngineError::Timeout(_)) => {
-            (fail(ctx, job, d, "timeout", &e.to_string()).await, None)
-        }
-        Err(e @ EngineError::OutputTooLarge(_)) => (
-            fail(ctx, job, d, "output_too_large", &e.to_string()).await,
-            None,
-        ),
     }
+    .await;
+    keeper.abort();
+    drain_watch.abort();
+    ended
+}
+
+/// The engine's wall-clock limit for a job: base + per-unit x its work units, capped so that the
+/// whole attempt (what already passed since the receive, the render, a margin for the upload and
+/// the finish) ends inside SQS's 12-hour cap on a message's total invisibility.
+pub fn engine_timeout(cfg: &Config, work_units: f64, since_receive: Duration) -> Duration {
+    const MARGIN: Duration = Duration::from_secs(3600);
+    let wanted = cfg.timeout_base + cfg.timeout_per_unit.mul_f64(work_units.max(0.0));
+    let cap = Duration::from_secs(MAX_TOTAL_VISIBILITY_SECS)
+        .saturating_sub(MARGIN)
+        .saturating_sub(since_receive);
+    wanted.min(cap)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -655,7 +769,11 @@ async fn keep_alive(
 ) {
     let lease = ctx.cfg.visibility / 2;
     let extend_every = ctx.cfg.visibility / 3;
+    // The lease is projected into the active index (progress is not): renewing it with every
+    // progress write would rewrite the index every few seconds per running job.
+    let renew_every = lease / 3;
     let mut last_extend = Instant::now();
+    let mut last_renew = Instant::now();
     let mut tick = tokio::time::interval(ctx.cfg.progress_every);
     tick.tick().await;
     loop {
@@ -672,14 +790,19 @@ async fn keep_alive(
             }
         }
         let p = *progress.borrow();
-        let until: EpochMillis = now_ms() + lease.as_millis() as i64;
+        let renew = last_renew.elapsed() >= renew_every;
+        let until = renew.then(|| now_ms() + lease.as_millis() as i64);
         match ctx
             .deps
             .ledger
             .heartbeat(&job.id, job.attempts, &ctx.instance, p, until)
             .await
         {
-            Ok(Directive::Continue) => {}
+            Ok(Directive::Continue) => {
+                if renew {
+                    last_renew = Instant::now();
+                }
+            }
             Ok(Directive::Cancel) => {
                 tracing::info!("cancel requested; stopping the engine");
                 why.lock()
@@ -760,45 +883,25 @@ async fn fail(ctx: &JobCtx, job: &Job, d: &Delivery, code: &str, message: &str) 
 }
 
 /// A failure that another worker may not hit: hand the job back, with a backoff, unless this was
-/// the queue's last delivery; then the job fails with `retries_exhausted` and the message, shown
-/// again at once, moves to the dead-letter queue on its next receive.
+/// its last attempt (counted in the job record, so receives that were not attempts do not count);
+/// then the job fails with `retries_exhausted` and its message is deleted.
 async fn retry_or_fail(ctx: &JobCtx, job: &Job, d: &Delivery, message: &str) -> JobEnd {
-    if d.receive_count >= MAX_RECEIVE_COUNT {
-        let err = JobError {
-            code: "retries_exhausted".into(),
-            message: format!("after {} attempts: {message}", d.receive_count),
-        };
-        let end = match ctx
-            .deps
-            .ledger
-            .finish(
-                &job.id,
-                job.attempts,
-                &ctx.instance,
-                &Outcome::Failed(err),
-                now_ms(),
-            )
-            .await
-        {
-            Ok(true) => JobEnd::Failed("retries_exhausted".into()),
-            _ => JobEnd::Lost,
-        };
-        if let Err(e) = ctx
-            .deps
-            .source
-            .set_visibility(&d.receipt, Duration::ZERO)
-            .await
-        {
-            tracing::warn!(error = %e, "could not hand the message back for dead-lettering");
-        }
-        publish(
-            ctx,
-            vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
+    if job.attempts >= MAX_ATTEMPTS {
+        tracing::error!(
+            message,
+            attempts = job.attempts,
+            "job failed: retries exhausted"
         );
-        tracing::error!(message, "job failed: retries exhausted");
-        return end;
+        return fail(
+            ctx,
+            job,
+            d,
+            "retries_exhausted",
+            &format!("after {} attempts: {message}", job.attempts),
+        )
+        .await;
     }
-    let backoff = (ctx.cfg.retry_backoff * (1u32 << d.receive_count.saturating_sub(1).min(4)))
+    let backoff = (ctx.cfg.retry_backoff * (1u32 << job.attempts.saturating_sub(1).min(4)))
         .min(Duration::from_secs(60));
     tracing::warn!(
         message,
@@ -850,7 +953,8 @@ pub fn heartbeat(
     disk_free: u64,
 ) -> Heartbeat {
     let s = lock(shared);
-    let state = if !s.engine_ok || disk_free < cfg.min_free_disk {
+    let low_disk = disk_free < cfg.min_free_disk;
+    let state = if !s.engine_ok || low_disk {
         AgentState::Unhealthy
     } else if s.draining {
         AgentState::Draining
@@ -858,6 +962,18 @@ pub fn heartbeat(
         AgentState::Idle
     } else {
         AgentState::Busy
+    };
+    let reason = match state {
+        AgentState::Unhealthy if low_disk => Some(format!(
+            "only {disk_free} bytes free in {}",
+            cfg.work_dir.display()
+        )),
+        AgentState::Unhealthy => Some(
+            s.check_error
+                .clone()
+                .unwrap_or_else(|| "the self-check has not passed yet".into()),
+        ),
+        _ => None,
     };
     Heartbeat {
         state,
@@ -874,7 +990,25 @@ pub fn heartbeat(
             None
         },
         seconds_per_unit: s.seconds_per_unit,
+        reason,
+        retiring: None,
+        engaged: false,
     }
+}
+
+/// The health state operators should see for `hb`, once the self-check has run at least once:
+/// ready, unhealthy with its reason, or draining while jobs still run (an idle worker drains in
+/// moments, and writing that would only spend the quota).
+pub fn status_of(hb: &Heartbeat, checked: bool) -> Option<(StatusState, Option<String>)> {
+    if !checked {
+        return None;
+    }
+    Some(match hb.state {
+        AgentState::Unhealthy => (StatusState::Unhealthy, hb.reason.clone()),
+        AgentState::Draining if !hb.jobs.is_empty() => (StatusState::Draining, None),
+        AgentState::Draining => return None,
+        AgentState::Idle | AgentState::Busy => (StatusState::Ready, None),
+    })
 }
 
 /// Free bytes for unprivileged users on the file system holding `path`.
@@ -885,9 +1019,82 @@ pub fn disk_free(path: &Path) -> u64 {
     }
 }
 
-/// Writes heartbeats until `stop` fires.
+/// Writes the agent's health state to the status board only when it changes. The first
+/// `ready` of a worker waits a random part of `spread` (a fleet that boots together would
+/// otherwise write at once, above PutParameter's few-per-second quota); a throttled write is
+/// retried with a growing, jittered delay. Nothing here holds up a job.
+#[derive(Debug)]
+pub struct StatusWriter {
+    spread: Duration,
+    written: Option<(StatusState, Option<String>)>,
+    due: Option<tokio::time::Instant>,
+    first_backoff: Duration,
+    backoff: Duration,
+}
+
+impl StatusWriter {
+    /// `first_backoff`: the wait before retrying a throttled write, doubled per failure up to
+    /// five minutes (the agent uses 10 s).
+    pub fn new(spread: Duration, first_backoff: Duration) -> Self {
+        Self {
+            spread,
+            written: None,
+            due: None,
+            first_backoff,
+            backoff: first_backoff,
+        }
+    }
+
+    /// Called with each heartbeat: writes when the state differs from the last one written and
+    /// its time has come.
+    pub async fn observe(
+        &mut self,
+        board: &dyn StatusBoard,
+        instance: &str,
+        wanted: Option<(StatusState, Option<String>)>,
+    ) {
+        let Some(wanted) = wanted else { return };
+        if self.written.as_ref() == Some(&wanted) {
+            self.due = None;
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let due = *self.due.get_or_insert_with(|| {
+            if self.written.is_none() && wanted.0 == StatusState::Ready {
+                now + self.spread.mul_f64(rand::random::<f64>())
+            } else {
+                now
+            }
+        });
+        if now < due {
+            return;
+        }
+        let status = AgentStatus {
+            state: wanted.0,
+            reason: wanted.1.clone(),
+            since: now_ms(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        match board.publish(instance, &status).await {
+            Ok(()) => {
+                tracing::info!(state = ?status.state, "health state published");
+                self.written = Some(wanted);
+                self.due = None;
+                self.backoff = self.first_backoff;
+            }
+            Err(e) => {
+                let wait = self.backoff.mul_f64(0.5 + rand::random::<f64>());
+                tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "could not publish the health state");
+                self.due = Some(now + wait);
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(300));
+            }
+        }
+    }
+}
+
+/// Writes heartbeats until `stop` fires, and the health state when it changes.
 pub async fn report_health(
-    health: Arc<dyn HealthReporter>,
+    deps: Deps,
     shared: SharedState,
     cfg: Arc<Config>,
     instance: String,
@@ -895,14 +1102,26 @@ pub async fn report_health(
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(cfg.heartbeat);
+    let mut status = StatusWriter::new(cfg.status_spread, Duration::from_secs(10));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.cancelled() => return,
         }
         let hb = heartbeat(&shared, &cfg, started_at, disk_free(&cfg.work_dir));
-        if let Err(e) = health.report(&instance, &hb).await {
+        let writing = Instant::now();
+        if let Err(e) = deps.health.report(&instance, &hb).await {
             tracing::warn!(error = %e, "could not write the heartbeat");
         }
+        if writing.elapsed() > cfg.heartbeat {
+            tracing::warn!(
+                took_ms = writing.elapsed().as_millis() as u64,
+                "a heartbeat write took longer than the heartbeat interval"
+            );
+        }
+        let checked = lock(&shared).checked;
+        status
+            .observe(&*deps.status, &instance, status_of(&hb, checked))
+            .await;
     }
 }

@@ -12,13 +12,16 @@ use render_agent::engine::{Engine, EngineError, RenderRequest};
 use render_agent::worker::{Agent, Deps, Prober, Shared, Step};
 use renderfleet_core::clock::now_ms;
 use renderfleet_core::fakes::{
-    FleetCall, MemoryFleet, MemoryHealth, MemoryMedia, MemoryMetrics, MemoryQueue, MemoryStore,
-    sample_job,
+    FleetCall, MemoryFleet, MemoryHealth, MemoryMedia, MemoryMetrics, MemoryQueue, MemoryStatus,
+    MemoryStore, sample_job,
 };
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobState};
 use renderfleet_core::message::JobMessage;
-use renderfleet_core::ports::{Asset, AssetStore, JobQueue, JobStore};
+use renderfleet_core::ports::{
+    Asset, AssetStore, HealthReporter, JobQueue, JobStore, MediaFiles, Retirement, StatusState,
+    TerminationNotice,
+};
 use renderfleet_core::spec::JobSpec;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -97,6 +100,8 @@ struct World {
     queue: MemoryQueue,
     media: MemoryMedia,
     fleet: MemoryFleet,
+    health: MemoryHealth,
+    status: MemoryStatus,
     engine: Arc<ScriptedEngine>,
     agent: Agent,
     shared: Arc<Mutex<Shared>>,
@@ -122,13 +127,18 @@ fn world(script: Script, slots: u32) -> World {
     fleet.add_instance("i-test");
     let engine = ScriptedEngine::new(script);
     let work = tempfile::tempdir().unwrap();
+    let health = MemoryHealth::new();
+    let status = MemoryStatus::new();
     let deps = Deps {
         source: Arc::new(queue.clone()),
+        queue: Arc::new(queue.clone()),
         ledger: Arc::new(store.clone()),
         media: Arc::new(media.clone()),
         assets: Arc::new(store.clone()),
-        protection: Arc::new(fleet.clone()),
-        health: Arc::new(MemoryHealth::new()),
+        health: Arc::new(health.clone()),
+        gate: Arc::new(health.clone()),
+        status: Arc::new(status.clone()),
+        notice: Arc::new(render_agent::NoMetadata),
         metrics: Arc::new(MemoryMetrics::new()),
         engine: engine.clone(),
         prober: Arc::new(FixedProbe),
@@ -146,6 +156,8 @@ fn world(script: Script, slots: u32) -> World {
         queue,
         media,
         fleet,
+        health,
+        status,
         engine,
         agent,
         shared,
@@ -181,7 +193,7 @@ async fn settle(w: &mut World) {
 }
 
 #[tokio::test]
-async fn renders_a_job_uploads_once_and_releases_protection_when_idle() {
+async fn renders_a_job_uploads_once_and_closes_its_gate_when_idle() {
     let mut w = world(Script::Succeed, 1);
     let id = submit(&w).await;
     let never = CancellationToken::new();
@@ -199,27 +211,16 @@ async fn renders_a_job_uploads_once_and_releases_protection_when_idle() {
         vec![format!("outputs/acme/{id}/output.mp4")]
     );
     assert!(w.queue.pending().is_empty(), "the message is deleted");
+    // The gate stays engaged until a receive finds nothing, then closes; the agent makes no
+    // Auto Scaling call per job (instances are launched protected from scale-in).
+    assert!(w.health.engaged("i-test"));
     assert_eq!(w.agent.step(&never).await.unwrap(), Step::Idle);
-    let calls = w.fleet.calls();
-    assert_eq!(
-        calls,
-        vec![
-            FleetCall::Protect {
-                instance: "i-test".into(),
-                protected: true
-            },
-            FleetCall::Protect {
-                instance: "i-test".into(),
-                protected: false
-            },
-        ]
+    assert!(!w.health.engaged("i-test"));
+    assert!(
+        w.fleet.calls().is_empty(),
+        "no protection calls: {:?}",
+        w.fleet.calls()
     );
-    assert_eq!(
-        std::fs::read_dir(w.work.path()).unwrap().count(),
-        0,
-        "the work directory is removed"
-    );
-    assert!(w.shared.lock().unwrap().seconds_per_unit.is_some());
 }
 
 #[tokio::test]
@@ -304,7 +305,7 @@ async fn a_missing_asset_is_bad_input() {
 }
 
 #[tokio::test]
-async fn an_engine_crash_hands_the_job_back_then_fails_it_after_the_last_delivery() {
+async fn an_engine_crash_hands_the_job_back_then_fails_it_after_its_last_attempt() {
     let mut w = world(Script::FailRetryable, 1);
     let id = submit(&w).await;
     let never = CancellationToken::new();
@@ -321,8 +322,8 @@ async fn an_engine_crash_hands_the_job_back_then_fails_it_after_the_last_deliver
         1,
         "the message stays for the retry"
     );
-    // Later deliveries, each after its backoff, until the queue's maximum.
-    for attempt in 2..=5 {
+    // Later deliveries, each after its backoff, until the last attempt.
+    for attempt in 2..=renderfleet_core::message::MAX_ATTEMPTS {
         let mut started = false;
         for _ in 0..400 {
             if matches!(w.agent.step(&never).await.unwrap(), Step::Started(_)) {
@@ -337,6 +338,10 @@ async fn an_engine_crash_hands_the_job_back_then_fails_it_after_the_last_deliver
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.error.unwrap().code, "retries_exhausted");
     assert_eq!(w.engine.calls(), 5);
+    assert!(
+        w.queue.pending().is_empty(),
+        "the failed job's message is deleted, not left to the dead-letter queue"
+    );
 }
 
 #[tokio::test]
@@ -375,12 +380,9 @@ async fn a_drain_past_the_grace_period_hands_the_job_back() {
         "the message is back on the queue"
     );
     assert!(w.shared.lock().unwrap().draining);
-    assert_eq!(
-        w.fleet.calls().last(),
-        Some(&FleetCall::Protect {
-            instance: "i-test".into(),
-            protected: false
-        })
+    assert!(
+        !w.health.engaged("i-test"),
+        "the gate is closed after the drain"
     );
 }
 
@@ -473,4 +475,300 @@ async fn completes_the_launch_hook_when_ready_and_the_termination_hook_after_dra
             }
         ]
     );
+}
+
+#[tokio::test]
+async fn a_backlog_keeps_the_gate_engaged_between_jobs() {
+    let mut w = world(Script::Succeed, 1);
+    let first = submit(&w).await;
+    let never = CancellationToken::new();
+    assert_eq!(w.agent.step(&never).await.unwrap(), Step::Started(1));
+    settle(&mut w).await;
+    let second = submit(&w).await;
+    assert!(w.health.engaged("i-test"), "still engaged between two jobs");
+    assert_eq!(w.agent.step(&never).await.unwrap(), Step::Started(1));
+    settle(&mut w).await;
+    for id in [&first, &second] {
+        assert_eq!(state(&w, id).await.state, JobState::Succeeded);
+    }
+    assert_eq!(w.agent.step(&never).await.unwrap(), Step::Idle);
+    assert!(!w.health.engaged("i-test"));
+}
+
+#[tokio::test]
+async fn a_worker_the_scaler_retires_takes_no_more_work() {
+    let mut w = world(Script::Succeed, 1);
+    let hb =
+        render_agent::worker::heartbeat(&w.shared, &config(w.work.path(), 1), now_ms(), 1 << 40);
+    w.health.report("i-test", &hb).await.unwrap();
+    assert!(w.health.mark_retiring("i-test", now_ms()).await.unwrap());
+    let id = submit(&w).await;
+    let never = CancellationToken::new();
+    w.agent.step(&never).await.unwrap();
+    assert_eq!(w.agent.closed(), Some("retiring"));
+    for _ in 0..3 {
+        assert_eq!(w.agent.step(&never).await.unwrap(), Step::Idle);
+    }
+    let job = state(&w, &id).await;
+    assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
+    assert_eq!(w.engine.calls(), 0);
+    assert!(
+        !w.fleet.calls().iter().any(|c| matches!(
+            c,
+            FleetCall::Protect {
+                protected: true,
+                ..
+            }
+        )),
+        "a retiring worker never protects itself"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_worker_cannot_be_marked_for_retirement() {
+    let mut w = world(Script::Hang, 1);
+    let hb =
+        render_agent::worker::heartbeat(&w.shared, &config(w.work.path(), 1), now_ms(), 1 << 40);
+    w.health.report("i-test", &hb).await.unwrap();
+    submit(&w).await;
+    let never = CancellationToken::new();
+    assert_eq!(w.agent.step(&never).await.unwrap(), Step::Started(1));
+    assert!(w.health.engaged("i-test"));
+    assert!(
+        !w.health.mark_retiring("i-test", now_ms()).await.unwrap(),
+        "the gate is engaged while a job runs"
+    );
+    w.agent.drain().await;
+    assert!(!w.health.engaged("i-test"), "idle again after the drain");
+    assert!(w.health.mark_retiring("i-test", now_ms()).await.unwrap());
+}
+
+#[tokio::test]
+async fn receives_that_are_not_attempts_never_exhaust_a_job() {
+    let mut w = world(Script::Succeed, 1);
+    let id = submit(&w).await;
+    // Another worker runs the job under a live lease and holds this very message.
+    let mut job = state(&w, &id).await;
+    job.state = JobState::Running;
+    job.attempts = 1;
+    job.instance_id = Some("i-other".into());
+    job.message_id = Some("1".into());
+    job.lease_until = Some(now_ms() + 600_000);
+    w.store.put_job(job.clone());
+    let never = CancellationToken::new();
+    for _ in 0..20 {
+        w.agent.step(&never).await.unwrap();
+        if w.queue.sent().len() == 2 {
+            break;
+        }
+        // Each deferral hides the message until the lease would lapse; show it again now.
+        w.queue.expire_visibility();
+    }
+    assert_eq!(
+        w.queue.sent().len(),
+        2,
+        "the message was replaced by a fresh one"
+    );
+    assert_eq!(w.queue.pending().len(), 1, "and the old one deleted");
+    assert_eq!(
+        state(&w, &id).await,
+        job,
+        "the running attempt is untouched"
+    );
+    assert_eq!(w.engine.calls(), 0);
+}
+
+/// Media whose uploads take `delay`.
+struct SlowMedia {
+    inner: MemoryMedia,
+    delay: Duration,
+}
+
+#[async_trait]
+impl MediaFiles for SlowMedia {
+    async fn put_file(&self, key: &str, path: &Path, ct: &str) -> renderfleet_core::Result<u64> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.put_file(key, path, ct).await
+    }
+    async fn get_file(&self, key: &str, path: &Path, max: u64) -> renderfleet_core::Result<u64> {
+        self.inner.get_file(key, path, max).await
+    }
+}
+
+#[tokio::test]
+async fn the_lease_stays_alive_through_a_slow_upload() {
+    let mut w = world(Script::Succeed, 1);
+    w.deps.media = Arc::new(SlowMedia {
+        inner: w.media.clone(),
+        // Longer than the lease (half the 6 s visibility timeout).
+        delay: Duration::from_secs(5),
+    });
+    w.agent = Agent::new(
+        w.deps.clone(),
+        Arc::new(config(w.work.path(), 1)),
+        "i-test".into(),
+        w.shared.clone(),
+    );
+    let id = submit(&w).await;
+    let never = CancellationToken::new();
+    w.agent.step(&never).await.unwrap();
+    let mut seen_lapsed = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while w.agent.running() > 0 {
+        let job = state(&w, &id).await;
+        if job.state == JobState::Running && job.lease_until.is_some_and(|l| l < now_ms()) {
+            seen_lapsed = true;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not finish"
+        );
+        tokio::select! {
+            _ = w.agent.step(&never) => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    assert!(!seen_lapsed, "the lease lapsed during the upload");
+    let job = state(&w, &id).await;
+    assert_eq!((job.state, job.attempts), (JobState::Succeeded, 1));
+}
+
+/// Instance metadata that says what a test wants.
+struct Target(Mutex<Option<String>>);
+
+#[async_trait]
+impl TerminationNotice for Target {
+    async fn pending(&self) -> renderfleet_core::Result<Option<String>> {
+        Ok(None)
+    }
+    async fn target_state(&self) -> renderfleet_core::Result<Option<String>> {
+        Ok(self.0.lock().unwrap().clone())
+    }
+}
+
+#[tokio::test]
+async fn a_warming_instance_completes_its_hook_and_takes_no_work_until_in_service() {
+    let mut w = world(Script::Succeed, 1);
+    let target = Arc::new(Target(Mutex::new(Some("Warmed:Stopped".into()))));
+    w.deps.notice = target.clone();
+    let mut cfg = config(w.work.path(), 1);
+    cfg.launch_hook = Some("rf-launch".into());
+    let id = submit(&w).await;
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(render_agent::run(
+        w.deps.clone(),
+        cfg,
+        "i-test".into(),
+        shutdown.clone(),
+    ));
+    let hooks = |w: &World| {
+        w.fleet
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, FleetCall::CompleteLifecycle { .. }))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hooks(&w) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the warm-up hook was not completed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        state(&w, &id).await.state,
+        JobState::Queued,
+        "no work while warming"
+    );
+    // Put in service: the launch hook of that transition, then the job.
+    *target.0.lock().unwrap() = Some("InService".into());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while state(&w, &id).await.state != JobState::Succeeded {
+        assert!(std::time::Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hooks(&w), 2);
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+    let _ = &w.agent;
+}
+
+#[tokio::test]
+async fn the_health_state_is_published_once_per_change() {
+    let w = world(Script::Succeed, 1);
+    let shutdown = CancellationToken::new();
+    let mut cfg = config(w.work.path(), 1);
+    cfg.heartbeat = Duration::from_millis(30);
+    let run = tokio::spawn(render_agent::run(
+        w.deps.clone(),
+        cfg,
+        "i-test".into(),
+        shutdown.clone(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.status.get("i-test").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no health state published"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        w.health.get("i-test").is_some(),
+        "heartbeats go to the liveness store"
+    );
+    let writes = w.status.writes();
+    assert_eq!(
+        writes.len(),
+        1,
+        "ten heartbeats, one state write: {writes:?}"
+    );
+    assert_eq!(writes[0].1.state, StatusState::Ready);
+    shutdown.cancel();
+    run.await.unwrap().unwrap();
+    assert!(
+        w.health.get("i-test").is_none(),
+        "the heartbeat is withdrawn on exit"
+    );
+    assert_eq!(w.status.writes().len(), 1, "an idle drain writes nothing");
+}
+
+#[tokio::test]
+async fn the_first_ready_state_waits_a_spread_and_a_throttled_write_is_retried() {
+    use render_agent::worker::StatusWriter;
+    let board = MemoryStatus::new();
+    let spread = Duration::from_millis(400);
+    let mut writer = StatusWriter::new(spread, Duration::from_millis(50));
+    let ready = Some((StatusState::Ready, None));
+    let start = std::time::Instant::now();
+    let mut calls = 0;
+    while board.get("i-1").is_none() {
+        writer.observe(&board, "i-1", ready.clone()).await;
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(start.elapsed() <= spread * 2, "the ready write never came");
+    }
+    assert!(calls >= 1);
+    board.throttle_next(2);
+    let unhealthy = Some((StatusState::Unhealthy, Some("disk full".into())));
+    let mut tries = 0;
+    while board.get("i-1").unwrap().state != StatusState::Unhealthy {
+        writer.observe(&board, "i-1", unhealthy.clone()).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tries += 1;
+        assert!(tries < 300, "the throttled write was never retried");
+    }
+    assert!(tries > 2, "a throttled write waits before its retry");
+    assert_eq!(
+        board.writes().len(),
+        2,
+        "one write per change, throttles retried"
+    );
+    for _ in 0..5 {
+        writer.observe(&board, "i-1", unhealthy.clone()).await;
+    }
+    assert_eq!(board.writes().len(), 2, "no write without a change");
 }

@@ -33,6 +33,9 @@ pub struct Config {
     pub unhealthy_grace: Duration,
     /// `RENDERFLEET_DECISION_TTL_HOURS`: how long decisions are kept in the history. Default 72.
     pub decision_ttl: Duration,
+    /// `RENDERFLEET_TICK_LEASE_SECS`: how long one tick holds the scaler's lease (a tick that
+    /// dies holding it delays the next by at most this). Default 30, the Lambda's timeout.
+    pub tick_lease: Duration,
 }
 
 /// A setting that is missing or malformed, named by its variable.
@@ -85,14 +88,8 @@ impl Config {
 
     /// Parses from any lookup (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = get("RENDERFLEET_ENV").ok_or(ConfigError {
-            var: "RENDERFLEET_ENV",
-            message: "required: the environment name, e.g. dev".into(),
-        })?;
-        let names = ResourceNames::for_env(&env).map_err(|message| ConfigError {
-            var: "RENDERFLEET_ENV",
-            message,
-        })?;
+        let names = ResourceNames::from_lookup(&get)
+            .map_err(|(var, message)| ConfigError { var, message })?;
         let d = PolicyConfig::default();
         let worker_idle: Option<f64> = match get("RENDERFLEET_WORKER_IDLE_SECS") {
             Some(v) if !v.trim().is_empty() => {
@@ -137,6 +134,13 @@ impl Config {
         let boot_timeout: u64 = var(&get, "RENDERFLEET_BOOT_TIMEOUT_SECS", 600)?;
         let unhealthy_grace: u64 = var(&get, "RENDERFLEET_UNHEALTHY_GRACE_SECS", 120)?;
         let hours: u64 = var(&get, "RENDERFLEET_DECISION_TTL_HOURS", 72)?;
+        let lease: u64 = var(&get, "RENDERFLEET_TICK_LEASE_SECS", 30)?;
+        if lease == 0 {
+            return Err(ConfigError {
+                var: "RENDERFLEET_TICK_LEASE_SECS",
+                message: "must be at least 1".into(),
+            });
+        }
         Ok(Self {
             names,
             policy,
@@ -145,6 +149,7 @@ impl Config {
             boot_timeout: Duration::from_secs(boot_timeout),
             unhealthy_grace: Duration::from_secs(unhealthy_grace),
             decision_ttl: Duration::from_secs(hours * 3600),
+            tick_lease: Duration::from_secs(lease),
         })
     }
 }

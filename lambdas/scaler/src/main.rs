@@ -1,16 +1,18 @@
 //! The scaler binary. Under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set) it serves
-//! invocations; otherwise `scaler loop --interval 2s` ticks on a local schedule and `scaler tick`
-//! ticks once and prints the report.
+//! invocations: each runs one tick (a scheduled slot from EventBridge or the tick queue, or an
+//! extra tick for a lifecycle event) and, for a slot, asks the tick queue for the next one.
+//! Otherwise `scaler loop --interval 2s` ticks on a local schedule and `scaler tick` ticks once
+//! and prints the report. Every tick takes the same lease, so ticks never overlap.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
 use renderfleet_core::aws::{AsgFleet, CloudWatchMetrics, DynamoStore, SqsQueue, SsmParameters};
 use renderfleet_core::clock::now_ms;
-use scaler::{Config, Deps, event, on_lifecycle, tick};
+use scaler::{Config, Deps, Ran, event, on_lifecycle, run_slot, slot_of};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -61,17 +63,21 @@ async fn main() -> anyhow::Result<()> {
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     init_tracing(lambda);
     let config = Config::from_env().context("scaler configuration")?;
-    let deps = build_deps(&config).await?;
+    let serve = matches!(cli.command, Some(Command::Lambda)) || (lambda && cli.command.is_none());
+    let deps = build_deps(&config, serve).await?;
+    let holder = format!("scaler-{}", uuid::Uuid::new_v4());
     match cli.command {
-        Some(Command::Lambda) => serve_lambda(deps, config).await,
-        None if lambda => serve_lambda(deps, config).await,
+        _ if serve => serve_lambda(deps, config, holder).await,
         None => anyhow::bail!("not under the Lambda runtime: use `scaler loop` or `scaler tick`"),
-        Some(Command::Tick) => {
-            let report = tick(&deps, &config, now_ms()).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
-        }
-        Some(Command::Loop { interval }) => run_loop(deps, config, interval).await,
+        Some(Command::Tick) => match run_slot(&deps, &config, None, &holder, &now_ms).await? {
+            Ran::Ticked(report) => {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+            other => anyhow::bail!("no tick ran: {other:?} (another tick holds the lease)"),
+        },
+        Some(Command::Loop { interval }) => run_loop(deps, config, interval, holder).await,
+        Some(Command::Lambda) => unreachable!("served above"),
     }
 }
 
@@ -90,12 +96,21 @@ fn init_tracing(lambda: bool) {
     }
 }
 
-async fn build_deps(config: &Config) -> anyhow::Result<Deps> {
-    let sdk = renderfleet_core::aws::default_config().await;
+async fn build_deps(config: &Config, serve: bool) -> anyhow::Result<Deps> {
+    let sdk = renderfleet_core::aws::default_config("scaler").await;
     let store = Arc::new(DynamoStore::new(&sdk, &config.names.table));
     let queue = SqsQueue::connect(&sdk, &config.names.queue)
         .await
         .with_context(|| format!("queue {}", config.names.queue))?;
+    // Only the Lambda keeps its own schedule; the local loop is its own clock.
+    let next: Option<Arc<dyn renderfleet_core::ports::TickQueue>> = if serve {
+        let ticks = SqsQueue::connect(&sdk, &config.names.tick_queue)
+            .await
+            .with_context(|| format!("tick queue {}", config.names.tick_queue))?;
+        Some(Arc::new(ticks))
+    } else {
+        None
+    };
     let fleet = Arc::new(AsgFleet::new(&sdk, &config.names.asg));
     let ssm = Arc::new(SsmParameters::new(&sdk, config.names.clone()));
     Ok(Deps {
@@ -103,69 +118,74 @@ async fn build_deps(config: &Config) -> anyhow::Result<Deps> {
         ledger: store.clone(),
         queue: Arc::new(queue),
         fleet,
-        agents: ssm.clone(),
+        agents: store.clone(),
+        retirement: store.clone(),
+        status: ssm.clone(),
         launcher: ssm,
+        lease: store.clone(),
+        next,
         memory: store,
         metrics: Arc::new(CloudWatchMetrics::new(&sdk, &config.names.env)),
+        last_health: Default::default(),
     })
 }
 
-/// One invocation. EventBridge schedules run at most once a minute, so a scheduled invocation
-/// ticks every `tick_secs` until shortly before the next one is due (reserved concurrency 1 keeps
-/// invocations from overlapping); a lifecycle event ticks once at once, so the fleet re-plans
-/// the moment an instance launches or leaves.
+/// One invocation: scheduled slots (EventBridge's minute, or the tick queue's messages) tick
+/// through the lease; a lifecycle event is handled, then ticks once extra. The result says what
+/// ran; a tick-queue message is never failed back to SQS (a redelivery would only duplicate a
+/// slot the chain already moved past), while a failed scheduled or lifecycle tick is an error so
+/// Lambda's retry runs it again.
 async fn invoke(
     deps: &Deps,
     config: &Config,
+    holder: &str,
     payload: &Value,
-    deadline: Instant,
 ) -> anyhow::Result<Value> {
     match event::classify(payload)? {
         event::Invocation::Lifecycle(ev) => {
-            let report = on_lifecycle(deps, config, &ev, now_ms()).await?;
-            Ok(serde_json::to_value(&report.decision)?)
+            on_lifecycle(deps, config, &ev).await;
+            let ran = run_slot(deps, config, None, holder, &now_ms).await?;
+            Ok(summary(&ran))
         }
         event::Invocation::Tick => {
-            let every = Duration::from_secs_f64(config.policy.tick_secs.max(1.0));
-            // The last tick starts before the next scheduled invocation and the Lambda deadline.
-            let until = (Instant::now() + Duration::from_secs(58)).min(deadline);
-            let mut ticks = 0u32;
-            let mut last = None;
-            loop {
-                let started = Instant::now();
-                match tick(deps, config, now_ms()).await {
-                    Ok(r) => last = Some(r.decision),
-                    Err(e) if ticks > 0 => {
+            let slot = slot_of(config, now_ms());
+            let ran = run_slot(deps, config, Some(slot), holder, &now_ms).await?;
+            Ok(summary(&ran))
+        }
+        event::Invocation::Slots(slots) => {
+            let mut out = Vec::new();
+            for slot in slots {
+                match run_slot(deps, config, slot, holder, &now_ms).await {
+                    Ok(ran) => out.push(summary(&ran)),
+                    Err(e) => {
                         tracing::warn!(
                             error = format!("{e:#}"),
-                            "tick failed; the next one retries"
-                        )
+                            slot,
+                            "tick failed; the next slot retries"
+                        );
+                        out.push(serde_json::json!({ "error": format!("{e:#}") }));
                     }
-                    Err(e) => return Err(e),
                 }
-                ticks += 1;
-                let next = started + every;
-                if next >= until {
-                    break;
-                }
-                tokio::time::sleep_until(next.into()).await;
             }
-            Ok(serde_json::json!({ "ticks": ticks, "last": last }))
+            Ok(Value::Array(out))
         }
     }
 }
 
-async fn serve_lambda(deps: Deps, config: Config) -> anyhow::Result<()> {
+fn summary(ran: &Ran) -> Value {
+    match ran {
+        Ran::Ticked(r) => serde_json::json!({ "ticked": true, "decision": r.decision }),
+        Ran::Duplicate => serde_json::json!({ "ticked": false, "why": "slot already ran" }),
+        Ran::Busy => serde_json::json!({ "ticked": false, "why": "another tick holds the lease" }),
+    }
+}
+
+async fn serve_lambda(deps: Deps, config: Config, holder: String) -> anyhow::Result<()> {
     let deps = &deps;
     let config = &config;
+    let holder = holder.as_str();
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        let left = ev
-            .context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        let deadline = Instant::now() + left.saturating_sub(Duration::from_secs(3));
-        invoke(deps, config, &ev.payload, deadline)
+        invoke(deps, config, holder, &ev.payload)
             .await
             .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
     }))
@@ -173,7 +193,12 @@ async fn serve_lambda(deps: Deps, config: Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
 }
 
-async fn run_loop(deps: Deps, config: Config, interval: Duration) -> anyhow::Result<()> {
+async fn run_loop(
+    deps: Deps,
+    config: Config,
+    interval: Duration,
+    holder: String,
+) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,8 +206,12 @@ async fn run_loop(deps: Deps, config: Config, interval: Duration) -> anyhow::Res
     loop {
         tokio::select! {
             _ = timer.tick() => {
-                if let Err(e) = tick(&deps, &config, now_ms()).await {
-                    tracing::warn!(error = format!("{e:#}"), "tick failed; the next one retries");
+                // An extra tick each time: the loop's interval, not the policy's slots, is the
+                // local clock; the lease still keeps two loops from overlapping.
+                match run_slot(&deps, &config, None, &holder, &now_ms).await {
+                    Ok(Ran::Ticked(_)) => {}
+                    Ok(other) => tracing::debug!(?other, "no tick"),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "tick failed; the next one retries"),
                 }
             }
             _ = term.recv() => break,

@@ -1,19 +1,25 @@
 //! One tick: observe, decide, act, record.
 //!
 //! Observe: active jobs from the jobs table (their expected work and ages: SQS has neither), the
-//! queue's counters, the group's instances and protection, and the agents' heartbeats. Decide:
-//! [`scaling_policy::decide`]. Act: retire the idle workers the policy chose, each one terminated
-//! with a decrement after a fresh look confirms it is still unprotected, or set the absolute
-//! desired capacity. Record: one structured log event, the decision history, the metrics.
+//! queue's counters, the group's instances and protection, and the agents' liveness items (one
+//! query). Decide: [`scaling_policy::decide`]. Act: replace workers whose agent went silent,
+//! retire the idle workers the policy chose (each one marked in its liveness item first, so an
+//! agent about to claim a job and the scaler cannot both win), or set the absolute desired
+//! capacity. Record: one structured log event, the decision history (aggregates only, so a record
+//! stays far below DynamoDB's 400 KB item limit at any backlog), the metrics.
+//!
+//! A failed read of the liveness items never terminates anything: the tick falls back to the last
+//! view it read (or to none), replaces nobody, retires nobody, and says so in its report.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use renderfleet_core::clock::EpochMillis;
-use renderfleet_core::job::JobState;
+use renderfleet_core::job::{ActiveJob, JobState};
 use renderfleet_core::ports::{
     ActiveWork, AgentDirectory, AgentLauncher, AgentState, Fleet, FleetState, Heartbeat, JobLedger,
-    Lifecycle, MetricDatum, MetricUnit, MetricsSink, QueueCounters, QueueDepth, ScalerMemory,
+    Lifecycle, MetricDatum, MetricUnit, MetricsSink, QueueCounters, QueueDepth, Retirement,
+    ScalerMemory, StatusCleanup, TickLease, TickQueue,
 };
 use scaling_policy::{
     Booting, Decision, History, Observation, Running, Waiting, Worker, decide, smoothed_boot_secs,
@@ -21,6 +27,10 @@ use scaling_policy::{
 use serde::{Deserialize, Serialize};
 
 use crate::Config;
+
+/// The last liveness view read successfully, kept between ticks of one process (a warm Lambda
+/// or the local loop), with when it was read.
+pub type LastHealth = Arc<Mutex<Option<(EpochMillis, BTreeMap<String, Heartbeat>)>>>;
 
 /// What a tick talks to.
 #[derive(Clone)]
@@ -31,9 +41,19 @@ pub struct Deps {
     pub queue: Arc<dyn QueueDepth>,
     pub fleet: Arc<dyn Fleet>,
     pub agents: Arc<dyn AgentDirectory>,
+    /// The scaler's side of the work gate: a worker is retired only once marked.
+    pub retirement: Arc<dyn Retirement>,
+    /// The agents' status board, cleaned of instances that left.
+    pub status: Arc<dyn StatusCleanup>,
     pub memory: Arc<dyn ScalerMemory>,
     pub metrics: Arc<dyn MetricsSink>,
     pub launcher: Arc<dyn AgentLauncher>,
+    /// One tick at a time, each scheduled slot once.
+    pub lease: Arc<dyn TickLease>,
+    /// Where the next scheduled tick is asked for (the tick queue on AWS); `None` when something
+    /// else keeps the schedule (the local loop).
+    pub next: Option<Arc<dyn TickQueue>>,
+    pub last_health: LastHealth,
 }
 
 impl std::fmt::Debug for Deps {
@@ -52,7 +72,27 @@ pub struct ScalerState {
     pub instances: BTreeMap<String, Seen>,
     /// Measured seconds from an instance's first sighting to its agent's start, smoothed.
     pub boot_secs: Option<f64>,
+    /// Instances that left the group whose status parameter is still to be deleted.
+    pub status_cleanup: Vec<String>,
+    /// The sweep of the status board for parameters of instances the scaler never saw leave.
+    pub sweep: Sweep,
 }
+
+/// Progress of the hourly sweep of the status board, one page a tick.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sweep {
+    /// When the current (or last) sweep started.
+    pub started_at: EpochMillis,
+    /// The next page, while a sweep is in progress.
+    pub cursor: Option<String>,
+    pub in_progress: bool,
+}
+
+/// How often the status board is swept for orphans.
+const SWEEP_EVERY_MS: EpochMillis = 3_600_000;
+/// Status parameters deleted per tick at most (five DeleteParameters calls).
+const CLEANUP_PER_TICK: usize = 50;
 
 /// One instance as the scaler knows it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -70,16 +110,84 @@ pub struct Counts {
     pub in_service: u32,
     pub booting: u32,
     pub busy: u32,
+    /// Workers being retired (marked, termination under way).
+    pub retiring: u32,
     /// Render seconds per work unit used for the estimates.
     pub seconds_per_unit: f64,
+}
+
+/// Where the tick's view of the agents' liveness came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthSource {
+    /// Read this tick.
+    #[default]
+    Fresh,
+    /// The read failed; the last good view was used (nobody replaced or retired).
+    LastGood,
+    /// The read failed and there was no earlier view (nobody replaced or retired).
+    None,
+}
+
+/// How the tick judged the agents' health.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HealthReport {
+    pub source: HealthSource,
+    /// Age of the view used, seconds.
+    pub age_secs: f64,
+    /// Why the read failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Workers found silent or unhealthy this tick.
+    pub stale: u32,
+    /// Silent workers spared because they still renew a job's lease.
+    pub leased: u32,
+    /// Whether replacement was held back because too many workers looked dead at once (a
+    /// failure of the health path itself is more likely than of half the fleet).
+    pub breaker: bool,
+}
+
+/// The observation as aggregates: what the decision history keeps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ObservationSummary {
+    pub waiting: u32,
+    pub waiting_est_secs: f64,
+    pub running: u32,
+    pub running_remaining_secs: f64,
+    pub workers: u32,
+    pub idle_workers: u32,
+    pub booting: u32,
+    pub current_desired: u32,
+    pub boot_secs: Option<f64>,
+}
+
+impl From<&Observation> for ObservationSummary {
+    fn from(o: &Observation) -> Self {
+        Self {
+            waiting: o.waiting.len() as u32,
+            waiting_est_secs: o.waiting.iter().map(|w| w.est_secs).sum(),
+            running: o.running.len() as u32,
+            running_remaining_secs: o.running.iter().map(|r| r.remaining_secs).sum(),
+            workers: o.workers.len() as u32,
+            idle_workers: o
+                .workers
+                .iter()
+                .filter(|w| w.jobs == 0 && !w.protected)
+                .count() as u32,
+            booting: o.booting.len() as u32,
+            current_desired: o.current_desired,
+            boot_secs: o.boot_secs,
+        }
+    }
 }
 
 /// Everything a tick saw and did: logged as one event and kept in the decision history.
 #[derive(Clone, Debug, Serialize)]
 pub struct TickReport {
     pub at: EpochMillis,
-    pub observation: Observation,
+    pub observation: ObservationSummary,
     pub counts: Counts,
+    pub health: HealthReport,
     pub decision: Decision,
     /// Whether the group was changed (desired capacity set, or workers retired).
     pub acted: bool,
@@ -88,17 +196,72 @@ pub struct TickReport {
     /// Instances replaced because their agent never reported or stopped reporting.
     pub replaced: Vec<String>,
     pub dry_run: bool,
+    /// Milliseconds from the tick's first read to its last action (recording excluded).
+    pub took_ms: u64,
+}
+
+/// The agents' liveness as this tick sees it.
+struct HealthView {
+    beats: BTreeMap<String, Heartbeat>,
+    report: HealthReport,
+}
+
+impl HealthView {
+    /// Whether the view was read this tick: only then may it condemn a worker.
+    fn trusted(&self) -> bool {
+        self.report.source == HealthSource::Fresh
+    }
+}
+
+async fn observe_health(deps: &Deps, now: EpochMillis) -> HealthView {
+    match deps.agents.heartbeats().await {
+        Ok(beats) => {
+            let beats: BTreeMap<String, Heartbeat> = beats.into_iter().collect();
+            *deps.last_health.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((now, beats.clone()));
+            HealthView {
+                beats,
+                report: HealthReport::default(),
+            }
+        }
+        Err(e) => {
+            let last = deps
+                .last_health
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            tracing::warn!(
+                error = %e,
+                fallback = if last.is_some() { "last good view" } else { "none" },
+                "cannot read the agents' liveness; replacing and retiring nobody this tick"
+            );
+            let (source, at, beats) = match last {
+                Some((at, beats)) => (HealthSource::LastGood, at, beats),
+                None => (HealthSource::None, now, BTreeMap::new()),
+            };
+            HealthView {
+                beats,
+                report: HealthReport {
+                    source,
+                    age_secs: secs_between(at, now),
+                    error: Some(e.to_string()),
+                    ..HealthReport::default()
+                },
+            }
+        }
+    }
 }
 
 /// Runs one observe-decide-act step at `now`. Idempotent: it sets an absolute capacity and
 /// retires only instances still idle, so a retried or doubled tick does no harm.
 pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result<TickReport> {
-    let (active, fleet, beats, stored) = tokio::try_join!(
+    let started = std::time::Instant::now();
+    let (active, fleet, stored) = tokio::try_join!(
         deps.work.active_jobs(),
         deps.fleet.describe(),
-        deps.agents.heartbeats(),
         deps.memory.load_state(),
     )?;
+    let health = observe_health(deps, now).await;
     // Queue counters are reported, not decided on: a failure here must not stop scaling.
     let queue = deps.queue.counters().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the queue's counters");
@@ -112,9 +275,12 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
         }
         None => ScalerState::default(),
     };
-    let beats: BTreeMap<String, Heartbeat> = beats.into_iter().collect();
-    let spu = seconds_per_unit(&beats, cfg.seconds_per_unit);
-    let seen = Seeing::new(&mut state, &fleet, &beats, cfg, now);
+    let spu = seconds_per_unit(&health.beats, cfg.seconds_per_unit);
+    let mut seen = Seeing::new(&mut state, &fleet, &health, &active, cfg, now);
+    let mut health_report = health.report;
+    health_report.stale = seen.stale.len() as u32;
+    health_report.leased = seen.leased;
+    health_report.breaker = seen.hold_replacements(fleet.in_service().count());
 
     let mut obs = Observation {
         current_desired: fleet.desired,
@@ -134,43 +300,37 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
             _ => {}
         }
     }
-    obs.workers = seen.workers;
-    obs.booting = seen.booting;
+    obs.workers = std::mem::take(&mut seen.workers);
+    obs.booting = std::mem::take(&mut seen.booting);
     let counts = Counts {
         queue,
         in_service: fleet.in_service().count() as u32,
         booting: obs.booting.len() as u32,
         busy: obs.busy_workers(),
+        retiring: seen.retiring.len() as u32,
         seconds_per_unit: spu,
     };
 
-    let decision = decide(&obs, &cfg.policy, &state.history, now);
+    let mut decision = decide(&obs, &cfg.policy, &state.history, now);
+    // The group refuses a desired capacity outside its own bounds, which may differ from the
+    // policy's (an operator edited the group).
+    let bounded = decision.desired.clamp(fleet.min, fleet.max.max(fleet.min));
+    if bounded != decision.desired {
+        tracing::warn!(
+            policy = decision.desired,
+            group_min = fleet.min,
+            group_max = fleet.max,
+            "desired capacity outside the group's bounds; clamped"
+        );
+        decision.desired = bounded;
+    }
     let dry_run = cfg.policy.dry_run;
     let mut acted = false;
     let mut retired = Vec::new();
     let mut replaced = Vec::new();
     if !dry_run {
-        for id in &seen.stale {
-            match deps.fleet.terminate(id, false).await {
-                Ok(()) => replaced.push(id.clone()),
-                Err(e) => tracing::warn!(instance = %id, error = %e, "cannot replace instance"),
-            }
-            // Its jobs go back to `queued` at once, so they count as waiting work and the next
-            // delivery of their messages is rendered elsewhere.
-            for j in active.iter().filter(|j| {
-                j.state == JobState::Running && j.instance_id.as_deref() == Some(id.as_str())
-            }) {
-                match deps.ledger.release(&j.id, j.attempts, id, now).await {
-                    Ok(true) => {
-                        tracing::info!(job_id = %j.id, instance = %id, "job of a replaced worker requeued")
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(job_id = %j.id, error = %e, "cannot requeue the job of a replaced worker")
-                    }
-                }
-            }
-        }
+        replaced = replace(deps, &seen.stale, &active, now).await;
+        finish_retiring(deps, &seen.retiring).await;
         if decision.retire.is_empty() {
             // Re-asserting an unchanged capacity is harmless, and lets the group remove
             // instances whose protection was released after it last shrank.
@@ -179,35 +339,51 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
                 acted = true;
             }
         } else {
-            retired = retire(deps, &decision).await?;
+            retired = retire(deps, &decision, now).await?;
             acted = !retired.is_empty();
         }
+        clean_status_board(deps, &mut state, &fleet, now).await;
     }
     state.history = decision.history.clone();
 
     let report = TickReport {
         at: now,
-        observation: obs,
+        observation: ObservationSummary::from(&obs),
         counts,
+        health: health_report,
         decision,
         acted,
         retired,
         replaced,
         dry_run,
+        took_ms: started.elapsed().as_millis() as u64,
     };
-    let json = serde_json::to_string(&report)?;
+    record(deps, cfg, &report, &state, now).await?;
+    Ok(report)
+}
+
+/// Logs the tick, keeps it in the decision history and publishes its metrics. The decision
+/// stands once acted on; recording it must not undo or repeat it, so failures here are logged,
+/// not returned.
+async fn record(
+    deps: &Deps,
+    cfg: &Config,
+    report: &TickReport,
+    state: &ScalerState,
+    now: EpochMillis,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string(report)?;
     tracing::info!(
         target: "renderfleet::decision",
         tick = %json,
         desired = report.decision.desired,
         reason = ?report.decision.reason,
-        acted,
+        acted = report.acted,
+        took_ms = report.took_ms,
         "scaler tick"
     );
-    let state_json = serde_json::to_string(&state)?;
-    let metrics = metrics_of(&report);
-    // The decision stands once acted on; recording it must not undo or repeat it, so failures
-    // here are logged, not returned.
+    let state_json = serde_json::to_string(state)?;
+    let metrics = metrics_of(report);
     let (saved, recorded, published) = tokio::join!(
         deps.memory.save_state(&state_json),
         deps.memory.record_decision(now, &json, cfg.decision_ttl),
@@ -222,25 +398,114 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
             tracing::warn!(error = %e, what, "could not record tick");
         }
     }
-    Ok(report)
+    Ok(())
 }
 
-/// Handles an instance launching or terminating, then ticks so the fleet re-plans at once.
-///
-/// Launching: asks SSM Run Command to start the agent's unit (the user data enables it too; the
-/// command makes the start explicit and visible in SSM's history). A command that cannot be sent,
-/// typically because the instance's SSM agent has not registered yet, is only logged: the agent
-/// completes the launch hook itself once its self-check passes, and the hook's timeout abandons
-/// an instance whose agent never comes up. Terminating: the agent drains and completes the hook;
-/// the scaler only re-plans.
-pub async fn on_lifecycle(
+/// Replaces silent or unhealthy workers (terminate without decrement: the group launches a new
+/// one) and hands their running jobs back to the queue at once.
+async fn replace(
     deps: &Deps,
-    cfg: &Config,
-    ev: &crate::event::LifecycleEvent,
+    stale: &[String],
+    active: &[ActiveJob],
     now: EpochMillis,
-) -> anyhow::Result<TickReport> {
-    tracing::info!(transition = %ev.transition, instance = %ev.instance, "lifecycle event");
-    if ev.launching() && !cfg.policy.dry_run {
+) -> Vec<String> {
+    let mut replaced = Vec::new();
+    for id in stale {
+        match deps.fleet.terminate(id, false).await {
+            Ok(()) => replaced.push(id.clone()),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot replace instance");
+                continue;
+            }
+        }
+        // Its jobs go back to `queued` at once, so they count as waiting work and the next
+        // delivery of their messages is rendered elsewhere.
+        for j in active
+            .iter()
+            .filter(|j| j.state == JobState::Running && j.instance_id.as_deref() == Some(id))
+        {
+            match deps.ledger.release(&j.id, j.attempts, id, now).await {
+                Ok(true) => {
+                    tracing::info!(job_id = %j.id, instance = %id, "job of a replaced worker requeued")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(job_id = %j.id, error = %e, "cannot requeue the job of a replaced worker")
+                }
+            }
+        }
+    }
+    replaced
+}
+
+/// Terminates (again) workers marked for retirement that are still in service: a termination
+/// that failed after the mark is retried here, since the marked agent takes no more work.
+async fn finish_retiring(deps: &Deps, retiring: &[String]) {
+    for id in retiring {
+        if let Err(e) = deps.fleet.terminate(id, true).await {
+            tracing::warn!(instance = %id, error = %e, "cannot terminate a retiring worker; the next tick retries");
+        }
+    }
+}
+
+/// Deletes the status parameters of instances that left the group, a bounded number a tick,
+/// and sweeps the board for orphans once an hour, one page a tick.
+async fn clean_status_board(
+    deps: &Deps,
+    state: &mut ScalerState,
+    fleet: &FleetState,
+    now: EpochMillis,
+) {
+    if !state.status_cleanup.is_empty() {
+        let n = state.status_cleanup.len().min(CLEANUP_PER_TICK);
+        match deps.status.remove(&state.status_cleanup[..n]).await {
+            Ok(()) => {
+                state.status_cleanup.drain(..n);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete departed agents' status; the next tick retries")
+            }
+        }
+    }
+    if !state.sweep.in_progress && now - state.sweep.started_at >= SWEEP_EVERY_MS {
+        state.sweep = Sweep {
+            started_at: now,
+            cursor: None,
+            in_progress: true,
+        };
+    }
+    if !state.sweep.in_progress {
+        return;
+    }
+    match deps.status.page(state.sweep.cursor.take()).await {
+        Ok((ids, next)) => {
+            let orphans: Vec<String> = ids
+                .into_iter()
+                .filter(|id| !fleet.instances.iter().any(|i| &i.id == id))
+                .filter(|id| !state.status_cleanup.contains(id))
+                .collect();
+            state.status_cleanup.extend(orphans);
+            state.sweep.in_progress = next.is_some();
+            state.sweep.cursor = next;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the status board; the sweep resumes next tick")
+        }
+    }
+}
+
+/// Handles an instance launching or terminating before the extra tick that re-plans the fleet.
+///
+/// Launching into service: asks SSM Run Command to start the agent's unit (the user data enables
+/// it too; the command makes the start explicit and visible in SSM's history). A command that
+/// cannot be sent, typically because the instance's SSM agent has not registered yet, is only
+/// logged: the agent completes the launch hook itself once its self-check passes, and the hook's
+/// timeout abandons an instance whose agent never comes up. Launching into the warm pool: nothing
+/// to start (the agent checks itself and parks). Terminating: the agent drains and completes the
+/// hook; the scaler only re-plans.
+pub async fn on_lifecycle(deps: &Deps, cfg: &Config, ev: &crate::event::LifecycleEvent) {
+    tracing::info!(transition = %ev.transition, instance = %ev.instance, destination = ?ev.destination, "lifecycle event");
+    if ev.launching() && !ev.into_warm_pool() && !cfg.policy.dry_run {
         match deps.launcher.start_agent(&ev.instance).await {
             Ok(command) => tracing::info!(instance = %ev.instance, command, "agent start sent"),
             Err(e) => tracing::warn!(
@@ -250,75 +515,152 @@ pub async fn on_lifecycle(
             ),
         }
     }
-    tick(deps, cfg, now).await
 }
 
 /// Terminates each chosen worker with a decrement, after a fresh look at the group confirms it
-/// is still in service and unprotected: an agent protects its instance before it takes a job, so
-/// a worker that became busy since the observation is spared.
-async fn retire(deps: &Deps, decision: &Decision) -> anyhow::Result<Vec<String>> {
+/// is still in service, and after marking it in its liveness item. The mark is the scaler's half
+/// of the work gate: an agent engages the same item before it claims a job, both writes are
+/// conditional, so a worker that took work meanwhile is spared. (Instances are launched
+/// protected from scale-in, so the group itself never picks a victim; and
+/// TerminateInstanceInAutoScalingGroup ignores protection, so protection could not close this
+/// race anyway.)
+async fn retire(deps: &Deps, decision: &Decision, now: EpochMillis) -> anyhow::Result<Vec<String>> {
     let fresh = deps.fleet.describe().await?;
     let mut retired = Vec::new();
     for id in &decision.retire {
-        let still_idle = fresh
+        let still_in_service = fresh
             .instances
             .iter()
-            .any(|i| &i.id == id && i.lifecycle == Lifecycle::InService && !i.protected);
-        if !still_idle {
-            tracing::info!(instance = %id, "chosen worker became busy or left; spared");
+            .any(|i| &i.id == id && i.lifecycle == Lifecycle::InService);
+        if !still_in_service {
+            tracing::info!(instance = %id, "chosen worker left; spared");
             continue;
         }
-        deps.fleet.terminate(id, true).await?;
-        retired.push(id.clone());
+        match deps.retirement.mark_retiring(id, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(instance = %id, "chosen worker engaged work first; spared");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot mark a worker for retirement; spared");
+                continue;
+            }
+        }
+        match deps.fleet.terminate(id, true).await {
+            Ok(()) => retired.push(id.clone()),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot terminate a retiring worker; the next tick retries")
+            }
+        }
     }
     Ok(retired)
 }
+
+/// A retiring worker still in service this long after its mark is terminated again (a shorter
+/// wait could count a termination the group has not yet shown twice).
+const RETIRE_RETRY_MS: EpochMillis = 60_000;
 
 /// The fleet as the policy sees it, and the bookkeeping that goes with it.
 struct Seeing {
     workers: Vec<Worker>,
     booting: Vec<Booting>,
     /// In-service instances to replace: the agent reports `unhealthy` past the grace period,
-    /// its heartbeat went stale, or it never reported within the boot timeout.
+    /// its heartbeat went stale (and no job lease it holds is alive), or it never reported within
+    /// the boot timeout. Always empty when the view was not read this tick.
     stale: Vec<String>,
+    /// Silent workers spared because a job's lease they hold is still being renewed.
+    leased: u32,
+    /// Marked workers still in service past [`RETIRE_RETRY_MS`]: their termination is retried.
+    retiring: Vec<String>,
 }
 
 impl Seeing {
     fn new(
         state: &mut ScalerState,
         fleet: &FleetState,
-        beats: &BTreeMap<String, Heartbeat>,
+        health: &HealthView,
+        active: &[ActiveJob],
         cfg: &Config,
         now: EpochMillis,
     ) -> Self {
-        state
+        let departed: Vec<String> = state
             .instances
-            .retain(|id, _| fleet.instances.iter().any(|i| &i.id == id));
+            .keys()
+            .filter(|id| !fleet.instances.iter().any(|i| &i.id == *id))
+            .cloned()
+            .collect();
+        for id in departed {
+            state.instances.remove(&id);
+            if !state.status_cleanup.contains(&id) {
+                state.status_cleanup.push(id);
+            }
+        }
+        // Instances some running job's lease names as still alive.
+        let leased: BTreeMap<&str, u32> = active
+            .iter()
+            .filter(|j| j.state == JobState::Running && j.lease_until.is_some_and(|l| l > now))
+            .filter_map(|j| j.instance_id.as_deref())
+            .fold(BTreeMap::new(), |mut m, id| {
+                *m.entry(id).or_default() += 1;
+                m
+            });
+        let trusted = health.trusted();
         let stale_ms = cfg.heartbeat_stale.as_millis() as i64;
         let mut out = Self {
             workers: Vec::new(),
             booting: Vec::new(),
             stale: Vec::new(),
+            leased: 0,
+            retiring: Vec::new(),
         };
+        let mut condemned = BTreeSet::new();
         for inst in &fleet.instances {
             let seen = state.instances.entry(inst.id.clone()).or_insert(Seen {
                 first_seen: now,
                 measured: false,
             });
             let age_secs = secs_between(seen.first_seen, now);
-            let last = beats.get(&inst.id);
-            let beat = last.filter(|hb| now - hb.ts <= stale_ms);
+            let last = health.beats.get(&inst.id);
+            if let Some(at) = last.and_then(|hb| hb.retiring) {
+                // Being retired: neither capacity nor a candidate for anything else.
+                if inst.lifecycle == Lifecycle::InService && trusted && now - at > RETIRE_RETRY_MS {
+                    out.retiring.push(inst.id.clone());
+                }
+                continue;
+            }
+            // An old view is used as it is: only a fresh one can show a heartbeat went stale.
+            let beat = last.filter(|hb| !trusted || now - hb.ts <= stale_ms);
+            let busy_worker = |jobs: u32| Worker {
+                id: inst.id.clone(),
+                jobs,
+                protected: true,
+                idle_secs: None,
+                age_secs,
+            };
             match (&inst.lifecycle, beat) {
                 (Lifecycle::InService, Some(hb))
                     if hb.state == AgentState::Unhealthy
                         && age_secs > cfg.unhealthy_grace.as_secs_f64() =>
                 {
-                    tracing::warn!(instance = %inst.id, "agent unhealthy past its grace; replacing");
-                    out.stale.push(inst.id.clone());
+                    tracing::warn!(instance = %inst.id, reason = ?hb.reason, "agent unhealthy past its grace");
+                    condemned.insert(inst.id.clone());
+                    out.workers.push(busy_worker(hb.jobs.len() as u32));
                 }
-                (Lifecycle::InService, None) if last.is_some() => {
-                    tracing::warn!(instance = %inst.id, "agent heartbeat stale; replacing");
-                    out.stale.push(inst.id.clone());
+                (Lifecycle::InService, None)
+                    if last.is_some() || age_secs > cfg.boot_timeout.as_secs_f64() =>
+                {
+                    if let Some(&jobs) = leased.get(inst.id.as_str()) {
+                        // Silent, yet its job's lease is renewed: the liveness write lags, the
+                        // worker does not. Busy.
+                        tracing::info!(instance = %inst.id, "heartbeat stale but a job lease is alive; not replacing");
+                        out.leased += 1;
+                        out.workers.push(busy_worker(jobs));
+                    } else {
+                        tracing::warn!(instance = %inst.id, "agent heartbeat stale or never reported");
+                        condemned.insert(inst.id.clone());
+                        out.workers.push(busy_worker(0));
+                    }
                 }
                 (Lifecycle::Pending, _) => out.booting.push(Booting {
                     id: inst.id.clone(),
@@ -335,22 +677,26 @@ impl Seeing {
                     out.workers.push(Worker {
                         id: inst.id.clone(),
                         jobs: hb.jobs.len() as u32,
-                        protected: inst.protected,
-                        idle_secs: hb.idle_since.map(|t| secs_between(t, now)),
+                        // Busy is the agent's gate: instances are launched protected from
+                        // scale-in, so the group's protection flag says nothing about work.
+                        protected: hb.engaged,
+                        // Retire only on a view read this tick.
+                        idle_secs: hb
+                            .idle_since
+                            .filter(|_| trusted)
+                            .map(|t| secs_between(t, now)),
                         age_secs,
                     });
                 }
                 (Lifecycle::InService, None) => {
-                    if age_secs > cfg.boot_timeout.as_secs_f64() {
-                        out.stale.push(inst.id.clone());
-                    } else if inst.protected {
-                        // Protected but silent: an agent mid-job whose heartbeat lags. Busy.
+                    if let Some(&jobs) = leased.get(inst.id.as_str()) {
+                        // Never reported, yet a job's lease names it: busy.
+                        out.workers.push(busy_worker(jobs));
+                    } else if !trusted {
+                        // Without a fresh view nothing is known: counted, never retired.
                         out.workers.push(Worker {
-                            id: inst.id.clone(),
-                            jobs: 1,
-                            protected: true,
-                            idle_secs: None,
-                            age_secs,
+                            protected: false,
+                            ..busy_worker(0)
                         });
                     } else {
                         out.booting.push(Booting {
@@ -363,7 +709,28 @@ impl Seeing {
                 (Lifecycle::Terminating | Lifecycle::Other(_), _) => {}
             }
         }
+        if trusted {
+            out.stale = condemned.into_iter().collect();
+        }
         out
+    }
+
+    /// The breaker: when more workers look dead at once than a real failure would kill (more
+    /// than two, and more than half the fleet), the health path itself is the likelier fault, so
+    /// nobody is replaced; otherwise at most a tenth of the fleet (at least one) a tick.
+    fn hold_replacements(&mut self, in_service: usize) -> bool {
+        let n = self.stale.len();
+        if n > 2.max(in_service / 2) {
+            tracing::error!(
+                stale = n,
+                in_service,
+                "too many workers look dead at once; replacing none (check the health path)"
+            );
+            self.stale.clear();
+            return true;
+        }
+        self.stale.truncate(1.max(in_service / 10));
+        false
     }
 }
 

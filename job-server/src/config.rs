@@ -36,14 +36,8 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = get("RENDERFLEET_ENV").ok_or(ConfigError {
-            var: "RENDERFLEET_ENV",
-            message: "required: the environment name, e.g. dev".into(),
-        })?;
-        let names = ResourceNames::for_env(&env).map_err(|message| ConfigError {
-            var: "RENDERFLEET_ENV",
-            message,
-        })?;
+        let names = ResourceNames::from_lookup(&get)
+            .map_err(|(var, message)| ConfigError { var, message })?;
         fn parse<T: std::str::FromStr>(
             get: &impl Fn(&str) -> Option<String>,
             var: &'static str,

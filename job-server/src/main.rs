@@ -42,13 +42,27 @@ async fn main() -> anyhow::Result<()> {
         .with_current_span(true)
         .init();
     let config = Config::from_env().context("job server configuration")?;
-    let sdk = renderfleet_core::aws::default_config().await;
+    let sdk = renderfleet_core::aws::default_config("job-server").await;
     let store = Arc::new(DynamoStore::new(&sdk, &config.names.table));
     let queue = Arc::new(
         SqsQueue::connect(&sdk, &config.names.queue)
             .await
             .context("finding the jobs queue")?,
     );
+    // The dead-letter queue is drained by the sweeper; a server that cannot find it still
+    // serves, and says so.
+    let dead_letters: Option<Arc<dyn renderfleet_core::ports::JobSource>> = match SqsQueue::connect(
+        &sdk,
+        &config.names.dlq,
+    )
+    .await
+    {
+        Ok(q) => Some(Arc::new(q)),
+        Err(e) => {
+            tracing::error!(queue = %config.names.dlq, error = %e, "cannot find the dead-letter queue; its messages are not settled");
+            None
+        }
+    };
     let media = Arc::new(S3Media::new(&sdk, &config.names.bucket));
     let state = AppState {
         ready: Arc::new(Dependencies {
@@ -68,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             work: store.clone(),
             jobs: store,
             queue,
+            dead_letters,
         },
         config.sweep.clone(),
         stop.clone(),

@@ -702,8 +702,11 @@ async fn internal_errors_answer_generically_with_a_request_id() {
         async fn list(&self, _: &str, _: &ListQuery) -> renderfleet_core::Result<JobPage> {
             unimplemented!()
         }
-        async fn mark_enqueued(&self, _: &JobId) -> renderfleet_core::Result<()> {
+        async fn mark_enqueued(&self, _: &JobId, _: i64) -> renderfleet_core::Result<()> {
             Ok(())
+        }
+        async fn redrive(&self, _: &JobId, _: i64) -> renderfleet_core::Result<bool> {
+            Ok(false)
         }
         async fn cancel(&self, _: &JobId, _: i64) -> renderfleet_core::Result<CancelOutcome> {
             unimplemented!()

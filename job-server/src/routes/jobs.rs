@@ -229,7 +229,7 @@ async fn enqueue(state: &AppState, job: &Job) {
 }
 
 async fn mark_enqueued(state: &AppState, id: &JobId) {
-    if let Err(e) = state.jobs.mark_enqueued(id).await {
+    if let Err(e) = state.jobs.mark_enqueued(id, now_ms()).await {
         tracing::warn!(job_id = %id, error = %e, "enqueued but not marked; the sweeper may send a duplicate, which agents ignore");
     }
 }

@@ -172,6 +172,22 @@ struct UpArgs {
     /// Extra environment for every service, KEY=VALUE (repeatable), e.g. RENDERFLEET_LOG=debug.
     #[arg(long = "service-env", value_parser = parse_key_value)]
     service_env: Vec<(String, String)>,
+    /// AWS's rules in the local stack: a proxy between the services and the emulator enforces
+    /// AWS's default quotas (pressing as on --model-workers real workers), page sizes, the
+    /// visibility cap and the group's lifecycle states (docs/AWS.md).
+    #[arg(long)]
+    aws_rules: bool,
+    /// The fleet the AWS-rules mode models: quotas press as they would on this many workers.
+    #[arg(long, default_value_t = 1000)]
+    model_workers: u32,
+    /// The AWS-rules proxy (scripts/reliability/faultproxy.py).
+    #[arg(
+        long,
+        env = "RENDERFLEET_RULES_PROXY",
+        default_value = "scripts/reliability/faultproxy.py",
+        value_parser = absolute_path
+    )]
+    rules_proxy: PathBuf,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -374,7 +390,7 @@ async fn table() -> anyhow::Result<DynamoStore> {
             let region = settings::lookup("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
             renderfleet_core::aws::emulator_config(&endpoint, &region).await
         }
-        None => renderfleet_core::aws::default_config().await,
+        None => renderfleet_core::aws::default_config("renderctl").await,
     };
     Ok(DynamoStore::new(&sdk, names.table))
 }
@@ -422,9 +438,9 @@ async fn scaling_history(limit: usize, json: bool) -> anyhow::Result<i32> {
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("?"),
             num("/decision/desired"),
-            len("/observation/workers"),
-            len("/observation/booting"),
-            len("/observation/waiting"),
+            num("/observation/workers"),
+            num("/observation/booting"),
+            num("/observation/waiting"),
             num("/counts/busy"),
             len("/decision/retire"),
             num("/decision/oldest_wait_secs"),
@@ -495,6 +511,10 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
                 idle_window: a.idle_window,
                 visibility: a.visibility,
                 extra_env: a.service_env,
+                aws_rules: a.aws_rules.then(|| stack::RulesOptions {
+                    proxy: a.rules_proxy,
+                    model_workers: a.model_workers.max(1),
+                }),
             };
             let (s, fresh) = stack::up(&opts).await?;
             if fresh {
@@ -507,6 +527,12 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
             }
             println!("  job server   {}   (pid {})", s.api_url, s.job_server.pid);
             println!("  emulator     {}   (pid {})", s.endpoint, s.moto.pid);
+            if let (Some(url), Some(p)) = (&s.proxy_url, &s.proxy) {
+                println!(
+                    "  AWS rules    {url}   (pid {}; counters at {url}/__rules)",
+                    p.pid
+                );
+            }
             println!(
                 "  scaler       pid {} ; fleet supervisor pid {}",
                 s.scaler.pid, s.supervisor.pid
@@ -555,7 +581,9 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
         } => {
             let env = std::env::var("RENDERFLEET_ENV").context("RENDERFLEET_ENV is not set")?;
             let names = ResourceNames::for_env(&env).map_err(anyhow::Error::msg)?;
-            let sdk = renderfleet_core::aws::default_config().await;
+            // A test harness standing in for EC2, not a caller of the product: the AWS-rules
+            // proxy leaves its calls out of the quota figures.
+            let sdk = renderfleet_core::aws::default_config("renderfleet-supervisor").await;
             let fleet = AsgFleet::new(&sdk, names.asg);
             let opts = supervisor::SupervisorOptions {
                 state_dir,

@@ -54,12 +54,22 @@ pub async fn provision(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<Provision
         &[
             ("VisibilityTimeout", plan.visibility_secs.to_string()),
             ("ReceiveMessageWaitTimeSeconds", "20".into()),
-            ("MessageRetentionPeriod", (4 * 24 * 3600).to_string()),
+            // SQS's longest retention: a backlog never outlives its messages.
+            ("MessageRetentionPeriod", (14 * 24 * 3600).to_string()),
             ("RedrivePolicy", redrive.to_string()),
         ],
     )
     .await
     .context("creating the jobs queue")?;
+    // The scaler's self-scheduling tick chain (used by the Lambda; the local loop keeps its own
+    // clock), created so the local stack holds every queue an environment has.
+    SqsQueue::create(
+        sdk,
+        &n.tick_queue,
+        &[("MessageRetentionPeriod", "3600".into())],
+    )
+    .await
+    .context("creating the scaler's tick queue")?;
 
     let store = DynamoStore::new(sdk, &n.table);
     store
@@ -142,7 +152,9 @@ async fn create_group(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<()> {
                 "{}a",
                 sdk.region().map(|r| r.as_ref()).unwrap_or("us-east-1")
             ))
-            .new_instances_protected_from_scale_in(false)
+            // As Terraform's group: the group never picks a scale-in victim itself; the scaler
+            // retires idle workers by name, through the agents' work gate.
+            .new_instances_protected_from_scale_in(true)
             .send()
             .await
             .context("creating the worker group")?;
@@ -150,6 +162,7 @@ async fn create_group(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<()> {
         asg.update_auto_scaling_group()
             .auto_scaling_group_name(&n.asg)
             .max_size(plan.max_workers as i32)
+            .new_instances_protected_from_scale_in(true)
             .send()
             .await
             .context("updating the worker group")?;

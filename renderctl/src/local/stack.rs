@@ -38,6 +38,21 @@ pub struct UpOptions {
     pub visibility: Duration,
     /// Extra environment for every service (e.g. log levels).
     pub extra_env: Vec<(String, String)>,
+    /// AWS's rules between the services and the emulator; `None` for the plain emulator.
+    pub aws_rules: Option<RulesOptions>,
+}
+
+/// The AWS-rules mode: the proxy and the fleet it models.
+#[derive(Clone, Debug)]
+pub struct RulesOptions {
+    /// `scripts/reliability/faultproxy.py`, run with `python3 ... --rules`.
+    pub proxy: PathBuf,
+    pub model_workers: u32,
+}
+
+/// The launch hook the AWS-rules proxy emulates (Terraform's render_fleet names it the same).
+pub fn launch_hook(names: &ResourceNames) -> String {
+    format!("renderfleet-{}-launch", names.env)
 }
 
 /// The scaler's policy on the local stack: the boot time is the simulated one, the wait target
@@ -81,16 +96,23 @@ pub struct Stack {
     pub job_server: Recorded,
     pub scaler: Recorded,
     pub supervisor: Recorded,
+    /// The AWS-rules proxy the services reach the emulator through, when the mode is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Recorded>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
 }
 
 impl Stack {
-    fn services(&self) -> [(&'static str, &Recorded); 4] {
-        [
+    fn services(&self) -> Vec<(&'static str, &Recorded)> {
+        let mut out = vec![
             ("fleet supervisor", &self.supervisor),
             ("scaler", &self.scaler),
             ("job server", &self.job_server),
-            ("moto", &self.moto),
-        ]
+        ];
+        out.extend(self.proxy.iter().map(|p| ("AWS-rules proxy", p)));
+        out.push(("moto", &self.moto));
+        out
     }
 
     pub fn all_running(&self) -> bool {
@@ -243,8 +265,16 @@ async fn start_all(
         .await
         .context("creating the resources")?;
 
+    // The services reach the emulator directly, or through the AWS-rules proxy.
+    let proxy = match &opts.aws_rules {
+        Some(rules) => Some(start_rules_proxy(opts, rules, names, &endpoint, started).await?),
+        None => None,
+    };
+    let services_endpoint = proxy
+        .as_ref()
+        .map_or(endpoint.clone(), |(_, url)| url.clone());
     let mut env: Vec<(String, String)> = vec![
-        ("AWS_ENDPOINT_URL".into(), endpoint.clone()),
+        ("AWS_ENDPOINT_URL".into(), services_endpoint.clone()),
         ("AWS_REGION".into(), opts.region.clone()),
         ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
@@ -255,6 +285,10 @@ async fn start_all(
             opts.visibility.as_secs().max(1).to_string(),
         ),
     ];
+    if opts.aws_rules.is_some() {
+        // Agents complete the launch hook the proxy holds their instance in, as on EC2.
+        env.push(("RENDERFLEET_LAUNCH_HOOK".into(), launch_hook(names)));
+    }
     env.extend(opts.extra_env.iter().cloned());
 
     let api_port = if opts.api_port == 0 {
@@ -348,6 +382,8 @@ async fn start_all(
         job_server,
         scaler,
         supervisor,
+        proxy: proxy.as_ref().map(|(rec, _)| rec.clone()),
+        proxy_url: proxy.map(|(_, url)| url),
     };
     write_atomic(
         &stack_file(&opts.state_dir),
@@ -373,6 +409,80 @@ async fn start_all(
     );
     write_atomic(&opts.state_dir.join("local.env"), &EnvFile(file).render())?;
     Ok(stack)
+}
+
+/// Starts the AWS-rules proxy in front of the emulator and returns it with its URL. Its rules:
+/// quotas scaled from the local fleet (`max_workers`) to the modelled one, the launch hook it
+/// holds new instances in, and the harness (the fleet supervisor, renderctl) left unthrottled.
+async fn start_rules_proxy(
+    opts: &UpOptions,
+    rules: &RulesOptions,
+    names: &ResourceNames,
+    upstream: &str,
+    started: &mut Vec<Recorded>,
+) -> anyhow::Result<(Recorded, String)> {
+    if !rules.proxy.is_file() {
+        bail!(
+            "{} is missing: --aws-rules needs the proxy (scripts/reliability/faultproxy.py)",
+            rules.proxy.display()
+        );
+    }
+    let config = serde_json::json!({
+        "model_workers": rules.model_workers,
+        "local_workers": opts.max_workers.max(1),
+        "launch_hook": launch_hook(names),
+        "launch_timeout_secs": 600,
+        "proceed_secs": 1,
+        "harness_apps": ["renderfleet-supervisor", "renderctl"],
+    });
+    let rules_file = opts.state_dir.join("aws-rules.json");
+    write_atomic(&rules_file, &serde_json::to_string_pretty(&config)?)?;
+    let port_file = opts.state_dir.join("aws-rules.port");
+    let _ = std::fs::remove_file(&port_file);
+    // The project virtualenv's interpreter (next to moto_server) when there is one: a version
+    // manager's `python3` shim would show up as a shell, not as the proxy, until it execs.
+    let venv_python = opts.moto_bin.with_file_name("python3");
+    let python = if venv_python.is_file() {
+        venv_python
+    } else {
+        PathBuf::from("python3")
+    };
+    let mut rec = process::spawn_detached(
+        &python,
+        &[
+            rules.proxy.display().to_string(),
+            "--upstream".into(),
+            upstream.to_owned(),
+            "--port-file".into(),
+            port_file.display().to_string(),
+            "--rules".into(),
+            rules_file.display().to_string(),
+        ],
+        &[],
+        &logs_dir(&opts.state_dir).join("aws-rules.log"),
+    )?;
+    rec.program = process::file_name(&rules.proxy);
+    started.push(rec.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        if let Some(p) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u16>().ok())
+        {
+            break p;
+        }
+        if !process::is_alive(rec.pid) {
+            bail!(
+                "the AWS-rules proxy exited at start; see {}",
+                logs_dir(&opts.state_dir).join("aws-rules.log").display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("the AWS-rules proxy did not listen within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    Ok((rec, format!("http://127.0.0.1:{port}")))
 }
 
 fn ensure_port_free(port: u16, flag: &str) -> anyhow::Result<()> {

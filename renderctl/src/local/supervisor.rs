@@ -1,5 +1,7 @@
-//! The fleet supervisor: the emulator's instances are only records, so for each in-service
-//! instance of the worker group it starts a real `render-agent` process bound to that instance id,
+//! The fleet supervisor: the emulator's instances are only records, so for each instance of the
+//! worker group that is launching or in service it starts a real `render-agent` process bound to
+//! that instance id (an agent on EC2 starts while its instance is still Pending, held by the launch
+//! hook until its self-check passes: the AWS-rules mode emulates that),
 //! after a simulated boot delay; when the group drops an instance it sends SIGTERM to that agent
 //! and waits for it to exit, as EC2 would on termination. An agent that dies while its instance is
 //! in service is restarted after two seconds, as the agent's systemd unit does on a worker.
@@ -61,7 +63,7 @@ pub async fn run(opts: SupervisorOptions, fleet: &dyn Fleet) -> anyhow::Result<(
             Ok(state) => state
                 .instances
                 .into_iter()
-                .filter(|i| i.lifecycle == Lifecycle::InService)
+                .filter(|i| matches!(i.lifecycle, Lifecycle::InService | Lifecycle::Pending))
                 .map(|i| i.id)
                 .collect(),
             Err(e) => {

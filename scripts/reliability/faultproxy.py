@@ -18,8 +18,20 @@ counters):
     {"seed": 7, "services": {"sqs": {"throttle": 0.05, "error": 0.03, "lost": 0.01,
      "latency": 0.2, "latency_ms": [50, 400]}, "dynamodb": {...}, "s3": {...}}}
 
+AWS-rules mode (`--rules FILE`, see awsrules.py): the proxy also enforces what AWS enforces and
+the emulator does not: documented quotas scaled to a modelled fleet (throttled requests get the
+service's own reply and never reach the emulator), page and batch limits, SQS's 12-hour
+visibility total, and the Auto Scaling launch lifecycle (Pending:Wait until the launch hook is
+completed). `GET /__rules` returns its counters. The random faults above still apply on top,
+answered in AWS's exact formats. Rules file, a JSON object:
+    {"model_workers": 1000, "local_workers": 100, "launch_hook": "renderfleet-dev-launch",
+     "launch_timeout_secs": 600, "proceed_secs": 2,
+     "harness_apps": ["renderfleet-supervisor", "renderctl"], "seed": 0}
+(optional: "max_total_visibility_secs": 43200, "existing_in_service": false). Without --rules
+the proxy behaves exactly as without this mode.
+
 Listens on 127.0.0.1 only. Usage: faultproxy.py --upstream http://127.0.0.1:PORT --port PORT
-[--config FILE] [--port-file FILE]
+[--config FILE] [--rules FILE] [--port-file FILE]
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,7 +122,8 @@ def error_reply(service: str, kind: str) -> tuple[int, dict[str, str], bytes]:
                                         "x-amzn-RequestId": rid}, json.dumps(body).encode()
 
 
-def make_handler(upstream: str, faults: Faults):
+def make_handler(upstream: str, faults: Faults, rules=None):
+    """The request handler; `rules` (an awsrules.Rules) turns on AWS-rules mode."""
     up = urlsplit(upstream)
     local = threading.local()
 
@@ -119,6 +133,26 @@ def make_handler(upstream: str, faults: Faults):
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
             local.conn = conn
         return conn
+
+    def send_upstream(method: str, path: str, headers: dict[str, str], body: bytes):
+        """(status, headers, body) of the emulator's reply, or None when it is unreachable."""
+        for _attempt in (1, 2):
+            conn = connection()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, dict(resp.getheaders()), resp.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                local.conn = None
+        return None
+
+    def run_actions() -> None:
+        """The calls AWS itself would make (terminating an abandoned or timed-out launch)."""
+        for action in rules.take_actions():
+            headers = {**action.headers, "Host": up.netloc, "Content-Length": str(len(action.body))}
+            got = send_upstream(action.method, action.path, headers, action.body)
+            rules.action_done(action, got[0] if got else 502)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -161,6 +195,12 @@ def make_handler(upstream: str, faults: Faults):
             body = self.read_body()
             if self.path.startswith("/__faults"):
                 return self.control(body)
+            if rules is not None:
+                try:
+                    return self.handle_rules(body)
+                except Exception:  # a bug in the rules: say so loudly, never hang the caller
+                    traceback.print_exc()
+                    return self.reply(500, {"Content-Type": "text/plain"}, b"fault proxy: awsrules failed")
             m = SCOPE.search(self.headers.get("Authorization", ""))
             service = m.group(1) if m else "unsigned"
             kind, delay = faults.decide(service)
@@ -168,27 +208,57 @@ def make_handler(upstream: str, faults: Faults):
                 time.sleep(delay)
             if kind in ("throttle", "error"):
                 return self.reply(*error_reply(service, kind))
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-            headers["Content-Length"] = str(len(body))
-            for attempt in (1, 2):
-                conn = connection()
-                try:
-                    conn.request(self.command, self.path, body=body, headers=headers)
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    break
-                except (http.client.HTTPException, OSError):
-                    conn.close()
-                    local.conn = None
-                    if attempt == 2:
-                        return self.reply(502, {"Content-Type": "text/plain"}, b"upstream unreachable")
+            got = send_upstream(self.command, self.path, self.forward_headers(body), body)
+            if got is None:
+                return self.reply(502, {"Content-Type": "text/plain"}, b"upstream unreachable")
             if kind == "lost":
                 return self.reply(*error_reply(service, "error"))
-            self.reply(resp.status, dict(resp.getheaders()), data)
+            self.reply(*got)
+
+        def forward_headers(self, body: bytes) -> dict[str, str]:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+            headers["Content-Length"] = str(len(body))
+            return headers
+
+        def handle_rules(self, body: bytes) -> None:
+            """AWS-rules mode: the rules answer first, then the random faults, then the emulator."""
+            if self.path.startswith("/__rules"):
+                return self.reply(200, {"Content-Type": "application/json"}, json.dumps(rules.snapshot()).encode())
+            req = rules.parse(self.command, self.path, dict(self.headers.items()), body)
+            answer = rules.before(req)
+            run_actions()
+            if answer is not None:
+                return self.reply(*answer)
+            kind, delay = faults.decide(req.service)
+            if delay:
+                time.sleep(delay)
+            if kind in ("throttle", "error"):
+                return self.reply(*rules.fault_reply(req, kind))
+            got = send_upstream(self.command, self.path, self.forward_headers(body), body)
+            if got is None:
+                return self.reply(502, {"Content-Type": "text/plain"}, b"upstream unreachable")
+            status, resp_headers, data = rules.after(req, *got)
+            run_actions()
+            if kind == "lost":
+                return self.reply(*rules.fault_reply(req, "error"))
+            self.reply(status, resp_headers, data)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = handle_any
 
+    Handler.run_actions = staticmethod(run_actions)  # for main's timer thread (rules mode)
+
     return Handler
+
+
+def tick(rules, run_actions) -> None:
+    """Rules mode: lifecycle timers run even while no request arrives."""
+    while True:
+        time.sleep(1.0)
+        try:
+            rules.poll()
+            run_actions()
+        except Exception as e:  # a bug here must not stop the timers
+            print(f"rules tick failed: {e!r}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -196,19 +266,28 @@ def main() -> None:
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--config", help="a JSON file; default: no faults")
+    ap.add_argument("--rules", help="a JSON file: enforce AWS's rules (awsrules.py); default: off")
     ap.add_argument("--port-file", help="write the port here once listening")
     a = ap.parse_args()
     config = json.load(open(a.config)) if a.config else {"seed": 0, "services": {}}
     faults = Faults(config)
+    rules = None
+    if a.rules:
+        import awsrules
+        rules = awsrules.Rules(awsrules.Config.from_dict(json.load(open(a.rules))))
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 256
-    server = ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(a.upstream, faults))
+    handler = make_handler(a.upstream, faults, rules)
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), handler)
+    if rules is not None:
+        threading.Thread(target=tick, args=(rules, handler.run_actions), daemon=True).start()
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as f:
             f.write(str(server.server_address[1]))
         import os
         os.replace(a.port_file + ".tmp", a.port_file)
-    print(f"fault proxy on 127.0.0.1:{server.server_address[1]} -> {a.upstream}", flush=True)
+    mode = " (AWS-rules mode)" if rules is not None else ""
+    print(f"fault proxy on 127.0.0.1:{server.server_address[1]} -> {a.upstream}{mode}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ module "queue" {
 module "storage" {
   source              = "../../modules/storage"
   environment         = var.environment
+  bucket_name         = var.bucket_name
   kms_key_arn         = module.kms.key_arn
   output_expiry_days  = var.output_expiry_days
   deletion_protection = var.deletion_protection
@@ -53,7 +54,9 @@ module "job_server" {
   kms_key_arn         = module.kms.key_arn
   table_arn           = module.storage.table_arn
   queue_arn           = module.queue.queue_arn
+  dlq_arn             = module.queue.dlq_arn
   bucket_arn          = module.storage.bucket_arn
+  bucket_name         = module.storage.bucket_name
   min_tasks           = var.job_server_min_tasks
   max_tasks           = var.job_server_max_tasks
   log_retention_days  = var.log_retention_days

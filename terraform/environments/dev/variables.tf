@@ -148,3 +148,9 @@ variable "lambda_zip_path" {
   type        = string
   default     = null
 }
+
+variable "bucket_name" {
+  description = "The media bucket's name; null for renderfleet-{env}-media-{account id} (S3 names are global)."
+  type        = string
+  default     = null
+}

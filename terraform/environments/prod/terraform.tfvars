@@ -1,4 +1,5 @@
-# prod: on-demand base plus spot, a warm pool for fast scale-out, a year of logs, protected data.
+# prod: on-demand with a warm pool for fast scale-out (AWS allows a warm pool only without spot or
+# mixed instance types), a year of logs, protected data.
 environment = "prod"
 region      = "eu-west-1"
 
@@ -16,10 +17,7 @@ boot_secs               = 90
 scaler_dry_run          = false
 
 worker_instance_types = ["c6i.xlarge", "c6a.xlarge", "c5.xlarge", "m6i.xlarge"]
-worker_spot = {
-  on_demand_base_capacity         = 1
-  on_demand_percentage_above_base = 20
-}
+worker_spot           = null
 worker_warm_pool = {
   min_size     = 2
   max_prepared = 10

@@ -14,6 +14,7 @@ locals {
   # What job-server/src/config.rs reads (RENDERFLEET_LOG is read by main.rs).
   environment = {
     RENDERFLEET_ENV                  = var.environment
+    RENDERFLEET_BUCKET               = var.bucket_name
     RENDERFLEET_LISTEN               = "0.0.0.0:${local.port}"
     RENDERFLEET_REQUEST_TIMEOUT_SECS = var.request_timeout_secs
     RENDERFLEET_DRAIN_SECS           = var.drain_secs
@@ -123,13 +124,32 @@ resource "aws_iam_role" "task" {
 }
 
 # Exactly the calls core/src/aws makes for the job server: DynamoStore (ping, JobStore, ApiKeys,
-# AssetStore, ActiveWork for the sweeper), SqsQueue (connect, send, send_batch, counters),
-# S3Media (presign_get, presign_put, head).
+# AssetStore, ActiveWork for the sweeper), SqsQueue (connect, send, send_batch, counters; the
+# sweeper drains the dead-letter queue), S3Media (presign_get, presign_put, head).
 data "aws_iam_policy_document" "task" {
   statement {
-    sid       = "JobsTable"
-    actions   = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    sid       = "JobsTableReadiness"
+    actions   = ["dynamodb:DescribeTable"]
     resources = [var.table_arn]
+  }
+
+  # Job, idempotency, key and asset items only: never the scaler's state or the agents' items.
+  # The Null check keeps a request without a key (a Scan) from passing ForAllValues vacuously.
+  statement {
+    sid       = "JobsTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [var.table_arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["JOB#*", "IDEM#*", "KEY#*", "ASSET#*"]
+    }
+    condition {
+      test     = "Null"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["false"]
+    }
   }
 
   statement {
@@ -142,6 +162,13 @@ data "aws_iam_policy_document" "task" {
     sid       = "SendJobs"
     actions   = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"]
     resources = [var.queue_arn]
+  }
+
+  # The sweeper settles dead letters: redriven to the jobs queue, or their job failed.
+  statement {
+    sid       = "DrainDeadLetters"
+    actions   = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"]
+    resources = [var.dlq_arn]
   }
 
   # Presigned links act with the signer's rights: GET of outputs, PUT of assets; HEAD of assets to

@@ -69,6 +69,16 @@ variable "queue_arn" {
   type        = string
 }
 
+variable "dlq_arn" {
+  description = "ARN of the jobs queue's dead-letter queue (the sweeper drains it)."
+  type        = string
+}
+
+variable "bucket_name" {
+  description = "Name of the media bucket (RENDERFLEET_BUCKET)."
+  type        = string
+}
+
 variable "bucket_arn" {
   description = "ARN of the media bucket."
   type        = string

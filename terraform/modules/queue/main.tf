@@ -1,15 +1,17 @@
 # The jobs queue and its dead-letter queue. A message is a pointer to a job (core/src/message.rs);
 # the agent extends its visibility every third of the timeout while rendering, so the timeout here
 # must be the one the agent is told (RENDERFLEET_VISIBILITY_SECS, set from the same variable by
-# the root), and the agent fails a job for good on the delivery the DLQ would take it after.
+# the root). The agent fails a job for good after core::message::MAX_ATTEMPTS attempts (counted by
+# the job, not by SQS); the DLQ takes only messages received more often than that without being
+# settled (receives that were not attempts), and the job server's sweeper settles them.
 
 locals {
   queue_name = "renderfleet-${var.environment}-jobs"
   dlq_name   = "renderfleet-${var.environment}-jobs-dlq"
 
-  # Must equal core::message::MAX_RECEIVE_COUNT: the agent fails the job `retries_exhausted` on
-  # that delivery. Not a variable, because the agent has no setting for it.
-  max_receive_count = 5
+  # Must equal core::message::MAX_RECEIVE_COUNT (twice the attempts, so a throttled or handed-back
+  # receive never costs a job its attempts). Not a variable: the agent has no setting for it.
+  max_receive_count = 10
 }
 
 resource "aws_sqs_queue" "dlq" {

@@ -36,7 +36,11 @@ locals {
     RENDERFLEET_TERMINATION_HOOK = local.termination_hook
     RENDERFLEET_LAUNCH_HOOK      = local.launch_hook
     RENDERFLEET_LOG              = var.log_filter
-    AWS_REGION                   = local.region
+    RENDERFLEET_BUCKET           = var.bucket_name
+    # The first health state after boot lands within this spread, so a fleet launched at once
+    # stays under Parameter Store's write rate (docs/AWS.md).
+    RENDERFLEET_STATUS_SPREAD_SECS = max(60, var.max_workers)
+    AWS_REGION                     = local.region
   }
   agent_env_args = join(" ", [for k, v in local.agent_environment : "'${k}=${v}'"])
 
@@ -74,10 +78,13 @@ resource "aws_iam_role" "worker" {
 }
 
 data "aws_iam_policy_document" "worker" {
-  # SqsQueue: connect, receive, delete, set_visibility.
+  #checkov:skip=CKV_AWS_111:The SSM agent's ssmmessages and ec2messages calls have no resource-level permissions: AWS requires "*" for them .
+  #checkov:skip=CKV_AWS_356:Same statements: those actions cannot be restricted to a resource; everything restrictable is.
+  # SqsQueue: connect, receive, delete, set_visibility, and send (a message received many times
+  # without an attempt is replaced by a fresh copy before SQS would dead-letter it).
   statement {
     sid       = "TakeJobs"
-    actions   = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    actions   = ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"]
     resources = [var.queue_arn]
   }
 
@@ -93,6 +100,42 @@ data "aws_iam_policy_document" "worker" {
       variable = "dynamodb:LeadingKeys"
       values   = ["JOB#*", "ASSET#*"]
     }
+    condition {
+      test     = "Null"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["false"]
+    }
+  }
+
+  # HealthReporter and WorkGate: its liveness item under AGENTS (heartbeat, engage, withdraw).
+  statement {
+    sid       = "OwnLiveness"
+    actions   = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [var.table_arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["AGENTS"]
+    }
+    condition {
+      test     = "Null"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["false"]
+    }
+  }
+
+  # A missing asset must read as 404, not 403: S3 says which only to a caller that may list.
+  statement {
+    sid       = "ListAssets"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["assets/*"]
+    }
   }
 
   statement {
@@ -103,22 +146,42 @@ data "aws_iam_policy_document" "worker" {
 
   statement {
     sid       = "WriteOutputs"
-    actions   = ["s3:PutObject"]
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = ["${var.bucket_arn}/outputs/*"]
   }
 
-  # HealthReporter: report and withdraw its heartbeat under its own environment's path.
+  # StatusBoard: its health state, written only when it changes.
   statement {
-    sid       = "Heartbeats"
-    actions   = ["ssm:PutParameter", "ssm:DeleteParameter"]
+    sid       = "HealthState"
+    actions   = ["ssm:PutParameter"]
     resources = ["arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${local.ssm_prefix}/agents/*"]
   }
 
-  # ScaleInProtection and the termination hook, on its own group only.
+  # The lifecycle hooks (launch, termination), on its own group only.
   statement {
     sid       = "OwnGroup"
-    actions   = ["autoscaling:SetInstanceProtection", "autoscaling:CompleteLifecycleAction"]
+    actions   = ["autoscaling:CompleteLifecycleAction"]
     resources = [local.asg_arn]
+  }
+
+  # The SSM agent, exactly what Run Command and Session Manager use (instead of the broader
+  # AmazonSSMManagedInstanceCore): register, take commands, reply, open sessions.
+  statement {
+    sid       = "SsmAgentRegisters"
+    actions   = ["ssm:UpdateInstanceInformation"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account}:instance/*"]
+  }
+
+  statement {
+    sid       = "SsmAgentSessions"
+    actions   = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "SsmAgentCommands"
+    actions   = ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"]
+    resources = ["*"]
   }
 
   # PutMetricData has no resource-level permissions: AWS requires "*"; the condition keeps it to
@@ -146,13 +209,6 @@ resource "aws_iam_role_policy" "worker" {
   name   = "render-agent"
   role   = aws_iam_role.worker.id
   policy = data.aws_iam_policy_document.worker.json
-}
-
-# The SSM agent's own permissions (AWS-managed): the scaler starts the render agent through Run
-# Command on launch, and operators get Session Manager instead of SSH (no inbound port is open).
-resource "aws_iam_role_policy_attachment" "ssm_core" {
-  role       = aws_iam_role.worker.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_instance_profile" "worker" {
@@ -185,8 +241,10 @@ resource "aws_vpc_security_group_egress_rule" "worker" {
 # Launch template and group
 
 resource "aws_launch_template" "worker" {
-  name                   = local.role_name
-  image_id               = local.ami_id
+  name     = local.role_name
+  image_id = local.ami_id
+  # Set only for a warm pool (one type, no mixed instances policy); otherwise the overrides pick.
+  instance_type          = var.warm_pool == null ? null : var.instance_types[0]
   update_default_version = true
   user_data              = base64encode(local.user_data)
   ebs_optimized          = true
@@ -242,27 +300,48 @@ resource "aws_autoscaling_group" "workers" {
   health_check_type   = "EC2"
   capacity_rebalance  = local.spot
   # The scaler picks which idle worker goes; AZ rebalancing would pick for it.
-  suspended_processes   = ["AZRebalance"]
-  protect_from_scale_in = false
-  enabled_metrics       = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTerminatingInstances", "GroupTotalInstances"]
+  suspended_processes = ["AZRebalance"]
+  # New instances are protected from scale-in: the group never picks a victim itself (it would
+  # not know which workers are busy), and agents need no per-job SetInstanceProtection calls,
+  # which share Auto Scaling's one API rate across the fleet. The scaler retires idle workers by
+  # name through the agents' work gate (TerminateInstanceInAutoScalingGroup ignores protection).
+  protect_from_scale_in = true
+  # Terraform must not wait for workers: they enter service only once their agent's self-check
+  # completes the launch hook, and how many run is the scaler's decision.
+  wait_for_capacity_timeout = "0"
+  enabled_metrics           = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTerminatingInstances", "GroupTotalInstances"]
 
-  mixed_instances_policy {
-    instances_distribution {
-      on_demand_base_capacity                  = local.spot ? var.spot.on_demand_base_capacity : 0
-      on_demand_percentage_above_base_capacity = local.spot ? var.spot.on_demand_percentage_above_base : 100
-      spot_allocation_strategy                 = "price-capacity-optimized"
+  # AWS refuses a warm pool on a group with a mixed instances policy (or spot): with a warm pool
+  # the group launches the template's one instance type on demand; without one it mixes the
+  # types and, when asked, spot. The variables' validation refuses asking for both.
+  dynamic "launch_template" {
+    for_each = var.warm_pool == null ? [] : [1]
+    content {
+      id      = aws_launch_template.worker.id
+      version = "$Latest"
     }
+  }
 
-    launch_template {
-      launch_template_specification {
-        launch_template_id = aws_launch_template.worker.id
-        version            = "$Latest"
+  dynamic "mixed_instances_policy" {
+    for_each = var.warm_pool == null ? [1] : []
+    content {
+      instances_distribution {
+        on_demand_base_capacity                  = local.spot ? var.spot.on_demand_base_capacity : 0
+        on_demand_percentage_above_base_capacity = local.spot ? var.spot.on_demand_percentage_above_base : 100
+        spot_allocation_strategy                 = "price-capacity-optimized"
       }
 
-      dynamic "override" {
-        for_each = var.instance_types
-        content {
-          instance_type = override.value
+      launch_template {
+        launch_template_specification {
+          launch_template_id = aws_launch_template.worker.id
+          version            = "$Latest"
+        }
+
+        dynamic "override" {
+          for_each = var.instance_types
+          content {
+            instance_type = override.value
+          }
         }
       }
     }
@@ -284,12 +363,13 @@ resource "aws_autoscaling_group" "workers" {
   # The agent completes the launch hook (RENDERFLEET_LAUNCH_HOOK) once its self-check passes, so
   # a worker enters service only when it can render; one that never gets there is abandoned and
   # replaced. Its event also makes the scaler start the agent and re-plan. A warm-pool instance
-  # being prepared does not start the agent, so with a warm pool the hook continues on timeout.
+  # being prepared runs the same self-check and completes the hook before it parks, so the hook
+  # abandons on timeout with or without a warm pool.
   initial_lifecycle_hook {
     name                 = local.launch_hook
     lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
     heartbeat_timeout    = var.launch_hook_timeout_secs
-    default_result       = var.warm_pool == null ? "ABANDON" : "CONTINUE"
+    default_result       = "ABANDON"
   }
 
   # The agent completes this hook once it has drained (RENDERFLEET_TERMINATION_HOOK).

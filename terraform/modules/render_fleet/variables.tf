@@ -145,7 +145,7 @@ variable "spot" {
 }
 
 variable "warm_pool" {
-  description = "A warm pool of stopped, prepared workers (faster scale-out); null for none. Warm instances do not start the agent until they go in service."
+  description = "A warm pool of stopped, prepared workers (faster scale-out); null for none. Warm instances check themselves and park; they take work only once in service. AWS refuses a warm pool with spot or several instance types: the group then launches instance_types[0] on demand."
   type = object({
     min_size     = number
     max_prepared = number
@@ -155,6 +155,11 @@ variable "warm_pool" {
   validation {
     condition     = var.warm_pool == null || try(var.warm_pool.min_size >= 0 && var.warm_pool.max_prepared >= var.warm_pool.min_size, false)
     error_message = "warm_pool.min_size must be at least 0 and max_prepared at least min_size."
+  }
+
+  validation {
+    condition     = var.warm_pool == null || var.spot == null
+    error_message = "warm_pool and spot cannot both be set: AWS's PutWarmPool refuses groups with a mixed instances policy or spot. Set spot = null to keep the warm pool, or warm_pool = null to keep spot."
   }
 }
 

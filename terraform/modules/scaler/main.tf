@@ -1,7 +1,11 @@
-# The scaler Lambda (lambdas/scaler): every minute EventBridge invokes it and it ticks every
-# RENDERFLEET_TICK_SECS for that minute; an Auto Scaling lifecycle action (a worker launching or
-# terminating) invokes it for one tick at once. Reserved concurrency 1 keeps ticks from
-# overlapping; the timeout is a little over the minute.
+# The scaler Lambda (lambdas/scaler). Each invocation runs one tick and returns
+# (lambdas/scaler/src/schedule.rs): a scheduled tick asks the tick queue for the next slot as a
+# delayed message (every RENDERFLEET_TICK_SECS), which invokes it again through an event source
+# mapping; EventBridge's one-minute schedule enters the same chain (a slot that already ran is
+# dropped), so a lost message costs at most a minute. An Auto Scaling lifecycle action invokes it
+# for one extra tick at once. A lease item in the jobs table keeps ticks from overlapping, so no
+# reserved concurrency is needed (young accounts cannot reserve any: the unreserved pool must keep
+# 100, or 10 on new accounts).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -12,10 +16,14 @@ locals {
   region    = data.aws_region.current.name
   partition = data.aws_partition.current.partition
 
-  function_name = "renderfleet-${var.environment}-scaler"
-  asg_name      = "renderfleet-${var.environment}-workers"
-  ssm_prefix    = "/renderfleet/${var.environment}"
-  asg_arn       = "arn:${local.partition}:autoscaling:${local.region}:${local.account}:autoScalingGroup:*:autoScalingGroupName/${local.asg_name}"
+  function_name   = "renderfleet-${var.environment}-scaler"
+  tick_queue_name = "renderfleet-${var.environment}-scaler-ticks"
+  asg_name        = "renderfleet-${var.environment}-workers"
+  ssm_prefix      = "/renderfleet/${var.environment}"
+  # One tick is a few seconds; the lease outlasts the invocation, so a tick that dies holding it
+  # delays the next by at most this.
+  timeout_secs = 30
+  asg_arn      = "arn:${local.partition}:autoscaling:${local.region}:${local.account}:autoScalingGroup:*:autoScalingGroupName/${local.asg_name}"
 
   # What lambdas/scaler/src/config.rs reads (RENDERFLEET_LOG is read by main.rs).
   environment = merge(
@@ -38,6 +46,7 @@ locals {
       RENDERFLEET_BOOT_TIMEOUT_SECS    = var.boot_timeout_secs
       RENDERFLEET_UNHEALTHY_GRACE_SECS = var.unhealthy_grace_secs
       RENDERFLEET_DECISION_TTL_HOURS   = var.decision_ttl_hours
+      RENDERFLEET_TICK_LEASE_SECS      = local.timeout_secs
       RENDERFLEET_LOG                  = var.log_filter
     },
     var.worker_idle_secs == null ? {} : { RENDERFLEET_WORKER_IDLE_SECS = var.worker_idle_secs },
@@ -74,8 +83,10 @@ resource "aws_iam_role" "this" {
 }
 
 # Exactly what lambdas/scaler/src/main.rs builds: DynamoStore (ActiveWork, ScalerMemory,
-# JobLedger::release), SqsQueue (connect, counters), AsgFleet (describe, set_desired, terminate,
-# complete lifecycle actions), SsmParameters (heartbeats, AgentLauncher), CloudWatchMetrics.
+# JobLedger::release, AgentDirectory, Retirement, TickLease), SqsQueue (connect, counters; the
+# tick queue), AsgFleet (describe, set_desired, terminate), SsmParameters (AgentLauncher,
+# StatusCleanup), CloudWatchMetrics. Every dynamodb:LeadingKeys condition is paired with a Null
+# check: a request without a key (a Scan) would otherwise pass ForAllValues vacuously.
 data "aws_iam_policy_document" "this" {
   statement {
     sid       = "WriteOwnLogs"
@@ -89,16 +100,39 @@ data "aws_iam_policy_document" "this" {
     resources = ["${var.table_arn}/index/active"]
   }
 
-  # The scaler's own state and decision history, and nothing else in the table.
+  # The scaler's own state, decision history and tick lease, and nothing else in the table.
   statement {
     sid       = "ScalerMemory"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [var.table_arn]
 
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:LeadingKeys"
       values   = ["SCALER", "SCALER#DECISIONS"]
+    }
+    condition {
+      test     = "Null"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["false"]
+    }
+  }
+
+  # The agents' liveness items: one Query a tick (AgentDirectory) and the retirement mark.
+  statement {
+    sid       = "AgentLiveness"
+    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+    resources = [var.table_arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["AGENTS"]
+    }
+    condition {
+      test     = "Null"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["false"]
     }
   }
 
@@ -113,12 +147,24 @@ data "aws_iam_policy_document" "this" {
       variable = "dynamodb:LeadingKeys"
       values   = ["JOB#*"]
     }
+    condition {
+      test     = "Null"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["false"]
+    }
   }
 
   statement {
     sid       = "QueueDepth"
     actions   = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
     resources = [var.queue_arn]
+  }
+
+  # The tick chain: send the next slot; the event source mapping receives and deletes.
+  statement {
+    sid       = "TickQueue"
+    actions   = ["sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.ticks.arn]
   }
 
   # Describe* calls have no resource-level permissions in Auto Scaling: AWS requires "*".
@@ -130,7 +176,7 @@ data "aws_iam_policy_document" "this" {
 
   statement {
     sid       = "SizeOwnGroup"
-    actions   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:CompleteLifecycleAction"]
+    actions   = ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"]
     resources = [local.asg_arn]
   }
 
@@ -153,10 +199,17 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # StatusCleanup: one page a tick of the sweep, and the status of workers that left.
   statement {
-    sid       = "ReadHeartbeats"
+    sid       = "SweepAgentStatus"
     actions   = ["ssm:GetParametersByPath"]
     resources = ["arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${local.ssm_prefix}/agents"]
+  }
+
+  statement {
+    sid       = "DeleteDepartedAgentStatus"
+    actions   = ["ssm:DeleteParameters"]
+    resources = ["arn:${local.partition}:ssm:${local.region}:${local.account}:parameter${local.ssm_prefix}/agents/*"]
   }
 
   # PutMetricData has no resource-level permissions: AWS requires "*"; the condition keeps it to
@@ -196,18 +249,18 @@ resource "aws_iam_role_policy" "this" {
 resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:The scaler calls only public AWS APIs; a VPC would add a NAT dependency to the one component that must keep scaling.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile the organisation owns; the zip is built by scripts/build-lambda from the reviewed source.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is refused on young accounts (the unreserved pool must keep its minimum); the tick lease in the jobs table keeps ticks from overlapping instead.
   #checkov:skip=CKV_AWS_116:A failed tick is superseded by the next one (at most a minute later); a dead-letter queue would only collect stale ticks. Retries are off (below).
-  function_name                  = local.function_name
-  role                           = aws_iam_role.this.arn
-  filename                       = var.lambda_zip_path
-  source_code_hash               = filebase64sha256(var.lambda_zip_path)
-  handler                        = "bootstrap"
-  runtime                        = "provided.al2023"
-  architectures                  = ["x86_64"]
-  memory_size                    = var.memory_mb
-  timeout                        = 75
-  reserved_concurrent_executions = 1
-  kms_key_arn                    = var.kms_key_arn
+  function_name    = local.function_name
+  role             = aws_iam_role.this.arn
+  filename         = var.lambda_zip_path
+  source_code_hash = filebase64sha256(var.lambda_zip_path)
+  handler          = "bootstrap"
+  runtime          = "provided.al2023"
+  architectures    = ["x86_64"]
+  memory_size      = var.memory_mb
+  timeout          = local.timeout_secs
+  kms_key_arn      = var.kms_key_arn
 
   environment {
     variables = { for k, v in local.environment : k => tostring(v) }
@@ -225,6 +278,27 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.this]
 }
 
+# The tick chain's queue: one small message per slot, delayed to the slot's start.
+resource "aws_sqs_queue" "ticks" {
+  name                       = local.tick_queue_name
+  message_retention_seconds  = 3600
+  visibility_timeout_seconds = local.timeout_secs * 6 # AWS: at least six times the function timeout
+  kms_master_key_id          = var.kms_key_arn
+}
+
+# One message an invocation; two at most at once (the lease serialises them anyway; a second
+# poller keeps the chain moving while the first is busy with a lifecycle tick).
+resource "aws_lambda_event_source_mapping" "ticks" {
+  event_source_arn = aws_sqs_queue.ticks.arn
+  function_name    = aws_lambda_function.this.arn
+  batch_size       = 1
+  enabled          = var.enabled
+
+  scaling_config {
+    maximum_concurrency = 2
+  }
+}
+
 # A late tick is worthless: the next one comes within a minute.
 resource "aws_lambda_function_event_invoke_config" "this" {
   function_name                = aws_lambda_function.this.function_name
@@ -237,7 +311,7 @@ resource "aws_lambda_function_event_invoke_config" "this" {
 
 resource "aws_cloudwatch_event_rule" "tick" {
   name                = "${local.function_name}-tick"
-  description         = "renderfleet ${var.environment}: one scaler invocation a minute (it ticks every RENDERFLEET_TICK_SECS inside)"
+  description         = "renderfleet ${var.environment}: restarts the scaler's tick chain (each tick schedules the next RENDERFLEET_TICK_SECS later)"
   schedule_expression = "rate(1 minute)"
   state               = var.enabled ? "ENABLED" : "DISABLED"
 }

@@ -2,12 +2,18 @@
 # binary) and the jobs table (core/src/aws/dynamo.rs: pk/sk, the by-tenant and active indexes,
 # TTL on expires_at_s).
 
+data "aws_caller_identity" "current" {}
+
 locals {
-  bucket_name = "renderfleet-${var.environment}-media"
-  table_name  = "renderfleet-${var.environment}-jobs"
+  # S3 bucket names are global across all accounts: the default carries the account id, so a
+  # second adopter's apply does not collide with the first. The binaries get it as
+  # RENDERFLEET_BUCKET.
+  default_bucket_name = "renderfleet-${var.environment}-media-${data.aws_caller_identity.current.account_id}"
+  bucket_name         = coalesce(var.bucket_name, local.default_bucket_name)
+  table_name          = "renderfleet-${var.environment}-jobs"
 
   # core::names::ACTIVE_INDEX_ATTRIBUTES: what the scaler and the sweeper read from the index.
-  active_index_attributes = ["id", "state", "created_at", "started_at", "est_work", "instance_id", "enqueued", "lease_until", "attempts", "priority"]
+  active_index_attributes = ["id", "state", "created_at", "started_at", "est_work", "instance_id", "enqueued", "enqueued_at", "lease_until", "attempts", "priority"]
 }
 
 resource "aws_s3_bucket" "media" {

@@ -9,6 +9,17 @@ variable "environment" {
   }
 }
 
+variable "bucket_name" {
+  description = "The media bucket's name; null for renderfleet-{env}-media-{account id}. S3 names are global: pick one no other account holds."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name must be 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit."
+  }
+}
+
 variable "kms_key_arn" {
   description = "KMS key that encrypts the bucket's objects and the table."
   type        = string

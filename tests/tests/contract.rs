@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use renderfleet_core::aws::{DynamoStore, SqsQueue};
-use renderfleet_core::fakes::{MemoryQueue, MemoryStore};
+use renderfleet_core::fakes::{MemoryHealth, MemoryQueue, MemoryStore};
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobError, JobOutput, JobState, Outcome};
 use renderfleet_core::message::JobMessage;
@@ -14,6 +14,9 @@ use renderfleet_core::testkit::MotoServer;
 
 trait Store: JobStore + JobLedger + ActiveWork + ApiKeys + AssetStore + ScalerMemory {}
 impl<T: JobStore + JobLedger + ActiveWork + ApiKeys + AssetStore + ScalerMemory> Store for T {}
+
+trait Health: HealthReporter + AgentDirectory + WorkGate + Retirement {}
+impl<T: HealthReporter + AgentDirectory + WorkGate + Retirement> Health for T {}
 
 trait Queue: JobQueue + JobSource + QueueDepth {}
 impl<T: JobQueue + JobSource + QueueDepth> Queue for T {}
@@ -52,9 +55,22 @@ async fn store_contract(s: &dyn Store) {
             .iter()
             .any(|j| j.id == a.id && j.state == JobState::Queued && !j.enqueued)
     );
-    s.mark_enqueued(&a.id).await.unwrap();
-    assert!(s.get(&a.id).await.unwrap().unwrap().enqueued);
-    s.mark_enqueued(&JobId::generate()).await.unwrap();
+    s.mark_enqueued(&a.id, 1_500).await.unwrap();
+    let marked = s.get(&a.id).await.unwrap().unwrap();
+    assert_eq!((marked.enqueued, marked.enqueued_at), (true, Some(1_500)));
+    assert!(
+        s.active_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == a.id && j.enqueued_at == Some(1_500))
+    );
+    s.mark_enqueued(&JobId::generate(), 1_500).await.unwrap();
+    // A dead letter of a waiting job, sent again: counted on the job.
+    assert!(s.redrive(&a.id, 1_600).await.unwrap());
+    let redriven = s.get(&a.id).await.unwrap().unwrap();
+    assert_eq!((redriven.redrives, redriven.enqueued_at), (1, Some(1_600)));
+    assert!(!s.redrive(&JobId::generate(), 1_600).await.unwrap());
 
     // Idempotency: the same key finds the first job; another tenant's key space is separate.
     let idem = Idempotency {
@@ -193,11 +209,15 @@ async fn store_contract(s: &dyn Store) {
         Claim::NotClaimable(_)
     ));
     assert_eq!(
-        s.heartbeat(&a.id, 1, "i-1", 0.5, 45_000).await.unwrap(),
+        s.heartbeat(&a.id, 1, "i-1", 0.5, Some(45_000))
+            .await
+            .unwrap(),
         Directive::Continue
     );
     assert_eq!(
-        s.heartbeat(&a.id, 1, "i-2", 0.5, 45_000).await.unwrap(),
+        s.heartbeat(&a.id, 1, "i-2", 0.5, Some(45_000))
+            .await
+            .unwrap(),
         Directive::Lost
     );
     assert!(matches!(
@@ -205,7 +225,7 @@ async fn store_contract(s: &dyn Store) {
         CancelOutcome::Requested(_)
     ));
     assert_eq!(
-        s.heartbeat(&a.id, 1, "i-1", 0.6, 45_000).await.unwrap(),
+        s.heartbeat(&a.id, 1, "i-1", 0.6, None).await.unwrap(),
         Directive::Cancel
     );
     assert!(
@@ -258,7 +278,9 @@ async fn store_contract(s: &dyn Store) {
     };
     assert_eq!((taken.attempts, taken.started_at), (2, Some(21_000)));
     assert_eq!(
-        s.heartbeat(&c.id, 1, "i-1", 0.9, 70_000).await.unwrap(),
+        s.heartbeat(&c.id, 1, "i-1", 0.9, Some(70_000))
+            .await
+            .unwrap(),
         Directive::Lost
     );
     assert!(!s.release(&c.id, 1, "i-1", 32_000).await.unwrap());
@@ -384,6 +406,117 @@ async fn store_contract(s: &dyn Store) {
         d.iter().map(|(at, _)| *at).collect::<Vec<_>>(),
         vec![300, 200]
     );
+}
+
+fn beat(ts: i64) -> Heartbeat {
+    Heartbeat {
+        state: AgentState::Idle,
+        jobs: Vec::new(),
+        slots: 1,
+        engine_ok: true,
+        disk_free_bytes: 1 << 30,
+        version: "test".into(),
+        ts,
+        started_at: 1_000,
+        idle_since: Some(1_000),
+        seconds_per_unit: Some(0.5),
+        reason: None,
+        retiring: None,
+        engaged: false,
+    }
+}
+
+/// Liveness items and the work gate: the race between a claim and a retirement has one winner.
+async fn health_contract(h: &dyn Health) {
+    assert!(h.heartbeats().await.unwrap().is_empty());
+    assert!(
+        !h.mark_retiring("i-none", 5_000).await.unwrap(),
+        "no liveness item, no retirement"
+    );
+    h.report("i-1", &beat(2_000)).await.unwrap();
+    h.report("i-2", &beat(2_000)).await.unwrap();
+    h.report("i-1", &beat(3_000)).await.unwrap();
+    let mut all = h.heartbeats().await.unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].0.as_str(), &all[0].1), ("i-1", &beat(3_000)));
+
+    // Engaged first: the scaler cannot mark it. Disengaged: it can, and then the gate stays shut.
+    assert!(h.engage("i-1").await.unwrap());
+    assert!(!h.mark_retiring("i-1", 4_000).await.unwrap());
+    h.disengage("i-1").await.unwrap();
+    assert!(h.mark_retiring("i-1", 4_000).await.unwrap());
+    assert!(h.mark_retiring("i-1", 4_500).await.unwrap(), "idempotent");
+    assert!(!h.engage("i-1").await.unwrap());
+    // A heartbeat rewrite keeps the scaler's mark; the directory shows it.
+    h.report("i-1", &beat(5_000)).await.unwrap();
+    let marked = h
+        .heartbeats()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(id, _)| id == "i-1")
+        .unwrap()
+        .1;
+    assert_eq!((marked.ts, marked.retiring), (5_000, Some(4_000)));
+    h.withdraw("i-2").await.unwrap();
+    h.withdraw("i-2").await.unwrap();
+    assert_eq!(h.heartbeats().await.unwrap().len(), 1);
+}
+
+/// The scaler's tick lease: one holder at a time, each slot once.
+async fn lease_contract(l: &dyn TickLease) {
+    assert_eq!(
+        l.acquire("a", Some(10), 1_000, 31_000).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    assert_eq!(
+        l.acquire("b", None, 2_000, 32_000).await.unwrap(),
+        LeaseOutcome::Busy { until: 31_000 }
+    );
+    assert_eq!(
+        l.acquire("b", Some(10), 2_000, 32_000).await.unwrap(),
+        LeaseOutcome::SlotDone
+    );
+    l.release("b").await.unwrap();
+    assert!(
+        matches!(
+            l.acquire("b", Some(11), 2_000, 32_000).await.unwrap(),
+            LeaseOutcome::Busy { .. }
+        ),
+        "only the holder releases"
+    );
+    l.release("a").await.unwrap();
+    assert_eq!(
+        l.acquire("b", Some(11), 3_000, 33_000).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    // A holder that died: its lease lapses.
+    assert_eq!(
+        l.acquire("c", None, 34_000, 64_000).await.unwrap(),
+        LeaseOutcome::Acquired
+    );
+    l.release("c").await.unwrap();
+    assert_eq!(
+        l.acquire("d", Some(11), 65_000, 95_000).await.unwrap(),
+        LeaseOutcome::SlotDone
+    );
+}
+
+#[tokio::test]
+async fn the_memory_health_and_lease_meet_the_contract() {
+    health_contract(&MemoryHealth::new()).await;
+    lease_contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_health_and_lease_meet_the_contract() {
+    let moto = MotoServer::start();
+    let sdk = moto.sdk().await;
+    let store = DynamoStore::new(&sdk, "renderfleet-test-jobs");
+    store.create_table().await.unwrap();
+    health_contract(&store).await;
+    lease_contract(&store).await;
 }
 
 async fn queue_contract(q: &dyn Queue) {

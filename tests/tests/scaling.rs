@@ -137,7 +137,7 @@ async fn a_burst_of_30_jobs_scales_out_within_a_tick_meets_the_wait_target_and_i
         let r: serde_json::Value = serde_json::from_str(record)?;
         max_decided = max_decided.max(r["decision"]["desired"].as_u64().unwrap_or(0));
         let retired = r["retired"].as_array().map_or(0, Vec::len);
-        let running = r["observation"]["running"].as_array().map_or(0, Vec::len);
+        let running = r["observation"]["running"].as_u64().unwrap_or(0);
         if retired > 0 && running > 0 {
             scale_ins_while_running += 1;
         }

@@ -361,9 +361,19 @@ fn variables_read(src: &str) -> BTreeSet<String> {
     out
 }
 
-/// Variables a config.rs refuses to start without: `var: "X", message: "required: ...`.
+/// Variables a config.rs refuses to start without: `var: "X", message: "required: ...`, or
+/// `("X", "required: ...` (core::names' lookup of the environment).
 fn variables_required(config_rs: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
+    let mut rest = config_rs;
+    while let Some(pos) = rest.find("(\"RENDERFLEET_") {
+        let tail = &rest[pos + 2..];
+        let end = tail.find('"').expect("closed string");
+        if tail[end..].starts_with("\", \"required:") {
+            out.insert(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
     let mut rest = config_rs;
     while let Some(pos) = rest.find("var: \"RENDERFLEET_") {
         let tail = &rest[pos + 6..];
@@ -437,10 +447,15 @@ fn installer_settings() -> BTreeSet<String> {
         .collect()
 }
 
+/// Where the binaries' shared settings (environment, bucket) are read.
+const NAMES_RS: &str = "core/src/names.rs";
+
 #[test]
 fn every_variable_terraform_sets_is_read_by_its_binary() {
     for (module_name, src, _) in BINARIES {
-        let reads = variables_read(&rust_sources(src));
+        let mut reads = variables_read(&rust_sources(src));
+        // Every binary reads its resource names through core::names.
+        reads.extend(variables_read(&read(NAMES_RS)));
         let mut set: BTreeSet<String> = renderfleet_settings(&module(module_name))
             .into_keys()
             .collect();
@@ -462,7 +477,8 @@ fn every_variable_terraform_sets_is_read_by_its_binary() {
 #[test]
 fn every_variable_a_binary_requires_is_set() {
     for (module_name, _, config) in BINARIES {
-        let required = variables_required(&read(config));
+        let mut required = variables_required(&read(config));
+        required.extend(variables_required(&read(NAMES_RS)));
         assert!(
             required.contains("RENDERFLEET_ENV"),
             "{config}: the scanner found no required variable (looked for `message: \"required:`)"
@@ -671,7 +687,15 @@ fn resource_names_follow_core_names() {
         assert_eq!(name_of(&queue, "queue_name", env), n.queue);
         assert_eq!(name_of(&queue, "dlq_name", env), n.dlq);
         assert_eq!(name_of(&storage, "table_name", env), n.table);
-        assert_eq!(name_of(&storage, "bucket_name", env), n.bucket);
+        // Bucket names are global: the default carries the account, and the code accepts it.
+        let bucket = name_of(&storage, "default_bucket_name", env).replace(
+            "${data.aws_caller_identity.current.account_id}",
+            "123456789012",
+        );
+        assert_eq!(bucket, format!("{}-123456789012", n.bucket));
+        n.clone()
+            .with_bucket(&bucket)
+            .expect("a bucket name core accepts");
         assert_eq!(name_of(&fleet, "asg_name", env), n.asg);
         assert_eq!(name_of(&scaler, "asg_name", env), n.asg);
         assert_eq!(name_of(&fleet, "ssm_prefix", env), n.ssm_prefix);
@@ -815,7 +839,7 @@ fn queue_timing_and_redrive_match_the_agent() {
     assert_eq!(
         number(&local(&queue, "max_receive_count")),
         f64::from(MAX_RECEIVE_COUNT),
-        "the DLQ must take a message on the delivery the agent fails it (core::message::MAX_RECEIVE_COUNT)"
+        "the DLQ's receive count must be core::message::MAX_RECEIVE_COUNT"
     );
     // The modules' defaults are the agent's default.
     for text in [&queue, &fleet] {
@@ -943,11 +967,30 @@ fn workers_require_imdsv2_and_encrypted_disks() {
 fn scaler_is_triggered_as_its_handler_expects() {
     let scaler = module("scaler");
     let f = attrs(block(&scaler, "resource \"aws_lambda_function\" \"this\"").expect("function"));
-    assert_eq!(f["reserved_concurrent_executions"], "1");
     assert!(
-        number(&f["timeout"]) > 60.0,
-        "an invocation ticks for up to a minute"
+        !f.contains_key("reserved_concurrent_executions"),
+        "young accounts cannot reserve concurrency; the tick lease keeps ticks apart"
     );
+    assert_eq!(f["timeout"], "local.timeout_secs");
+    assert_eq!(
+        renderfleet_settings(&scaler)["RENDERFLEET_TICK_LEASE_SECS"],
+        "local.timeout_secs",
+        "the lease must outlast an invocation"
+    );
+    // The tick chain: the queue core::names expects, one message an invocation.
+    assert!(scaler.contains("tick_queue_name = \"renderfleet-${var.environment}-scaler-ticks\""));
+    assert_eq!(
+        ResourceNames::for_env("dev").unwrap().tick_queue,
+        "renderfleet-dev-scaler-ticks"
+    );
+    let esm = attrs(
+        block(
+            &scaler,
+            "resource \"aws_lambda_event_source_mapping\" \"ticks\"",
+        )
+        .expect("mapping"),
+    );
+    assert_eq!(esm["batch_size"], "1");
     assert_eq!(f["handler"], "\"bootstrap\"");
     assert!(f["runtime"].starts_with("\"provided."));
     let schedule =

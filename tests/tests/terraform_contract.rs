@@ -366,13 +366,16 @@ fn variables_read(src: &str) -> BTreeSet<String> {
 fn variables_required(config_rs: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = config_rs;
-    while let Some(pos) = rest.find("(\"RENDERFLEET_") {
-        let tail = &rest[pos + 2..];
+    while let Some(pos) = rest.find("\"RENDERFLEET_") {
+        let tail = &rest[pos + 1..];
         let end = tail.find('"').expect("closed string");
-        if tail[end..].starts_with("\", \"required:") {
+        let after = tail[end + 1..].trim_start();
+        if let Some(next) = after.strip_prefix(',')
+            && next.trim_start().starts_with("\"required:")
+        {
             out.insert(tail[..end].to_owned());
         }
-        rest = &tail[end..];
+        rest = &tail[end + 1..];
     }
     let mut rest = config_rs;
     while let Some(pos) = rest.find("var: \"RENDERFLEET_") {

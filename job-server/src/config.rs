@@ -19,7 +19,7 @@ pub struct Config {
     /// `RENDERFLEET_OUTPUT_URL_TTL_SECS`: lifetime of presigned output links. Default 3600.
     pub output_url_ttl: Duration,
     /// The sweeper's timing (`RENDERFLEET_SWEEP_SECS`, `RENDERFLEET_SWEEP_AFTER_SECS`,
-    /// `RENDERFLEET_LAPSED_AFTER_SECS`).
+    /// `RENDERFLEET_LAPSED_AFTER_SECS`, `RENDERFLEET_REQUEUE_AFTER_SECS`).
     pub sweep: crate::sweeper::SweepConfig,
 }
 
@@ -83,6 +83,11 @@ impl Config {
                     &get,
                     "RENDERFLEET_LAPSED_AFTER_SECS",
                     120.0,
+                )?),
+                requeue_after: Duration::from_secs_f64(parse(
+                    &get,
+                    "RENDERFLEET_REQUEUE_AFTER_SECS",
+                    1800.0,
                 )?),
             },
         })

@@ -27,6 +27,10 @@ pub struct SweepConfig {
     /// `RENDERFLEET_LAPSED_AFTER_SECS`: time past a running job's lease before it is sent again.
     /// Default 120 (twice the visibility timeout).
     pub lapsed_after: Duration,
+    /// `RENDERFLEET_REQUEUE_AFTER_SECS`: a queued job whose message was sent this long ago and
+    /// that nobody took is sent again (its message may be gone: deleted by hand, expired, lost);
+    /// at most once per period, and agents drop the copy they do not need. Default 1800.
+    pub requeue_after: Duration,
 }
 
 impl Default for SweepConfig {
@@ -35,6 +39,7 @@ impl Default for SweepConfig {
             every: Duration::from_secs(30),
             unsent_after: Duration::from_secs(60),
             lapsed_after: Duration::from_secs(120),
+            requeue_after: Duration::from_secs(1800),
         }
     }
 }
@@ -44,6 +49,8 @@ impl Default for SweepConfig {
 pub struct SweepReport {
     pub unsent: usize,
     pub lapsed: usize,
+    /// Queued jobs sent again because their message went unanswered for `requeue_after`.
+    pub requeued: usize,
     /// Dead letters of waiting jobs, sent to the job queue again.
     pub redriven: usize,
     /// Jobs failed from the dead-letter queue (`retries_exhausted` or `dead_lettered`).
@@ -85,6 +92,17 @@ pub async fn sweep_once(
             && job
                 .lease_until
                 .is_some_and(|l| now - l >= cfg.lapsed_after.as_millis() as i64);
+        let stale = job.state == JobState::Queued
+            && job.enqueued
+            && now - job.enqueued_at.unwrap_or(job.created_at)
+                >= cfg.requeue_after.as_millis() as i64;
+        if stale {
+            deps.queue.send(&JobMessage::new(job.id.clone())).await?;
+            deps.jobs.mark_enqueued(&job.id, now).await?;
+            report.requeued += 1;
+            tracing::warn!(job_id = %job.id, "re-sent a queued job whose message went unanswered");
+            continue;
+        }
         if !(unsent || lapsed) {
             continue;
         }
@@ -244,6 +262,30 @@ mod tests {
         assert!(store.get(&old.id).await.unwrap().unwrap().enqueued);
         let again = sweep_once(&deps, &cfg, 121_000).await.unwrap();
         assert_eq!(again.unsent, 0, "a swept job is marked and not sent twice");
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_whose_message_went_unanswered_is_sent_again_once_a_period() {
+        let store = MemoryStore::new();
+        let queue = MemoryQueue::new();
+        let deps = SweepDeps {
+            work: Arc::new(store.clone()),
+            jobs: Arc::new(store.clone()),
+            queue: Arc::new(queue.clone()),
+            dead_letters: None,
+        };
+        let cfg = SweepConfig::default();
+        let mut waiting = job(0);
+        waiting.enqueued = true;
+        waiting.enqueued_at = Some(1_000);
+        store.put_job(waiting.clone());
+        let r = sweep_once(&deps, &cfg, 1_000 + 1_799_000).await.unwrap();
+        assert_eq!(r.requeued, 0, "younger than the period");
+        let r = sweep_once(&deps, &cfg, 1_000 + 1_800_000).await.unwrap();
+        assert_eq!(r.requeued, 1);
+        assert_eq!(queue.sent().len(), 1);
+        let r = sweep_once(&deps, &cfg, 1_000 + 1_801_000).await.unwrap();
+        assert_eq!(r.requeued, 0, "re-sent at most once a period");
     }
 
     #[tokio::test]

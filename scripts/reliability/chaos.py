@@ -9,6 +9,9 @@ audit. Run through scripts/chaos, which owns the state directory and stops every
 4. the scaler killed and restarted a while later (the fleet holds; nothing is lost);
 5. AWS faults on SQS, DynamoDB and S3 (throttling, 5xx, lost responses, latency) injected by a
    seeded proxy between every service and the emulator.
+
+The proxy runs in AWS-rules mode throughout (awsrules.py): AWS's default quotas, page and batch
+limits, and the launch-hook lifecycle apply to every phase.
 """
 
 from __future__ import annotations
@@ -262,8 +265,17 @@ def main() -> int:
     t_start = time.monotonic()
 
     moto_port, proxy_port = free_port(), free_port()
+    # The proxy runs in AWS-rules mode too (quotas, limits, the launch-hook lifecycle): each agent
+    # call weighs 1, so the quotas press as on a fleet of this size.
+    rules = a.state_dir / "aws-rules.json"
+    rules.write_text(json.dumps({
+        "model_workers": plan["max_workers"], "local_workers": plan["max_workers"],
+        "launch_hook": "renderfleet-local-launch", "launch_timeout_secs": 120, "proceed_secs": 1,
+        "harness_apps": ["renderfleet-supervisor", "renderctl"],
+    }))
     spawn(a.state_dir, [sys.executable, str(Path(__file__).parent / "faultproxy.py"),
-                        "--upstream", f"http://127.0.0.1:{moto_port}", "--port", str(proxy_port)],
+                        "--upstream", f"http://127.0.0.1:{moto_port}", "--port", str(proxy_port),
+                        "--rules", str(rules)],
           {"PATH": "/usr/bin:/bin"}, a.state_dir / "faultproxy.log", program="faultproxy.py")
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     log(f"starting a stack (max {plan['max_workers']} workers, 2 slots) behind the fault proxy on {proxy_url}")
@@ -271,6 +283,7 @@ def main() -> int:
         "--moto-port", str(moto_port), "--max-workers", str(plan["max_workers"]), "--slots", "2",
         "--boot-delay", "2s", "--tick", "1s", "--idle-window", "5s", "--visibility", "10s",
         "--service-env", f"AWS_ENDPOINT_URL={proxy_url}",
+        "--service-env", "RENDERFLEET_LAUNCH_HOOK=renderfleet-local-launch",
         "--service-env", f"RENDERFLEET_DRAIN_GRACE_SECS={GRACE_SECS}",
         "--service-env", "RENDERFLEET_RETRY_BACKOFF_SECS=1",
         "--service-env", "RENDERFLEET_SWEEP_SECS=1",

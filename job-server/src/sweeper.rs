@@ -222,16 +222,20 @@ mod tests {
         sample_job("t", created)
     }
 
+    fn deps_of(store: &MemoryStore, queue: &MemoryQueue, dlq: Option<&MemoryQueue>) -> SweepDeps {
+        SweepDeps {
+            work: Arc::new(store.clone()),
+            jobs: Arc::new(store.clone()),
+            queue: Arc::new(queue.clone()),
+            dead_letters: dlq.map(|q| Arc::new(q.clone()) as Arc<dyn JobSource>),
+        }
+    }
+
     #[tokio::test]
     async fn sends_unsent_jobs_once_they_are_old_enough_and_lapsed_running_jobs() {
         let store = MemoryStore::new();
         let queue = MemoryQueue::new();
-        let deps = SweepDeps {
-            work: Arc::new(store.clone()),
-            jobs: Arc::new(store.clone()),
-            queue: Arc::new(queue.clone()),
-            dead_letters: None,
-        };
+        let deps = deps_of(&store, &queue, None);
         let cfg = SweepConfig::default();
         let young = job(100_000);
         let old = job(0);
@@ -268,12 +272,7 @@ mod tests {
     async fn a_queued_job_whose_message_went_unanswered_is_sent_again_once_a_period() {
         let store = MemoryStore::new();
         let queue = MemoryQueue::new();
-        let deps = SweepDeps {
-            work: Arc::new(store.clone()),
-            jobs: Arc::new(store.clone()),
-            queue: Arc::new(queue.clone()),
-            dead_letters: None,
-        };
+        let deps = deps_of(&store, &queue, None);
         let cfg = SweepConfig::default();
         let mut waiting = job(0);
         waiting.enqueued = true;
@@ -293,12 +292,7 @@ mod tests {
         let store = MemoryStore::new();
         let queue = MemoryQueue::new();
         let dlq = MemoryQueue::new();
-        let deps = SweepDeps {
-            work: Arc::new(store.clone()),
-            jobs: Arc::new(store.clone()),
-            queue: Arc::new(queue.clone()),
-            dead_letters: Some(Arc::new(dlq.clone())),
-        };
+        let deps = deps_of(&store, &queue, Some(&dlq));
         let cfg = SweepConfig::default();
         let mut waiting = job(0);
         waiting.enqueued = true;

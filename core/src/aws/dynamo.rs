@@ -74,6 +74,16 @@ fn b(v: bool) -> AttributeValue {
     AttributeValue::Bool(v)
 }
 
+/// The outcome of a conditional write: `true` when it applied, `false` when its condition
+/// failed (nothing written), any other failure as it is.
+fn applied<T>(res: Result<T>) -> Result<bool> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(Error::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn job_pk(id: &JobId) -> String {
     format!("JOB#{id}")
 }
@@ -606,11 +616,7 @@ impl JobStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("UpdateItem(redrive)", e));
-        match res {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(res)
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
@@ -858,11 +864,7 @@ impl JobLedger for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("UpdateItem(release)", e));
-        match res {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(res)
     }
 }
 
@@ -913,11 +915,7 @@ impl ActiveWork for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("UpdateItem(fail)", e));
-        match res {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(res)
     }
 }
 
@@ -959,11 +957,7 @@ impl ApiKeys for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("UpdateItem(revoke)", e));
-        match res {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(res)
     }
 }
 
@@ -1159,11 +1153,7 @@ impl WorkGate for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("UpdateItem(engage)", e));
-        match res {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(res)
     }
 
     async fn disengage(&self, instance_id: &str) -> Result<()> {
@@ -1191,11 +1181,7 @@ impl Retirement for DynamoStore {
             .send()
             .await
             .map_err(|e| classify("UpdateItem(retiring)", e));
-        match res {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(res)
     }
 }
 

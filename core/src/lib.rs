@@ -10,6 +10,7 @@ pub mod api;
 pub mod clock;
 pub mod error;
 pub mod estimate;
+pub mod events;
 pub mod ids;
 pub mod job;
 pub mod keys;

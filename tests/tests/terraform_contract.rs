@@ -5,7 +5,8 @@
 //! top-level `name = value` attributes) and checks what the binaries assume: the environment
 //! variables each binary reads and requires, the metrics the code publishes, the resource names of
 //! `core::names`, the queue's timing and redrive, the table's keys and indexes, the group's bounds,
-//! IMDSv2 on the workers, and that the environments differ only in values.
+//! IMDSv2 on the workers, and that each environment is a thin caller of `modules/farm` (the module
+//! that wires the others), passing the same arguments with its own values.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -72,6 +73,15 @@ fn module(name: &str) -> String {
 
 fn root_file(env: &str, file: &str) -> String {
     strip_comments(&read(&format!("terraform/environments/{env}/{file}")))
+}
+
+/// The arguments an environment passes to `module "farm"`: its values.
+fn farm_call(env: &str) -> BTreeMap<String, String> {
+    let main = root_file(env, "main.tf");
+    attrs(
+        block(&main, "module \"farm\"")
+            .unwrap_or_else(|| panic!("environments/{env}/main.tf: no module \"farm\"")),
+    )
 }
 
 /// Rust sources of a crate folder, concatenated.
@@ -209,6 +219,27 @@ fn blocks<'a>(text: &'a str, header: &str) -> Vec<&'a str> {
     out
 }
 
+/// The blocks of a file, in order, as (header, body): `module "farm"`, `terraform`, ... Panics on
+/// anything else at the top level (HCL allows only blocks there).
+fn top_level_blocks(text: &str) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let open = rest
+            .find('{')
+            .unwrap_or_else(|| panic!("expected a block: {}", &rest[..rest.len().min(80)]));
+        let header = rest[..open].trim();
+        assert!(
+            !header.contains(['\n', '=']),
+            "expected a block header, got {header}"
+        );
+        let len = matching_brace(&rest[open + 1..]).expect("closed block");
+        out.push((header.to_owned(), &rest[open + 1..open + 1 + len]));
+        rest = rest[open + 1 + len + 1..].trim_start();
+    }
+    out
+}
+
 /// The top-level attributes of a block body: `name = value` lines at depth 0 (a value spanning
 /// lines is given as its first line).
 fn attrs(body: &str) -> BTreeMap<String, String> {
@@ -310,19 +341,19 @@ fn renderfleet_settings(text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// The value a root gives `var.NAME`: terraform.tfvars, else the variable's default.
+/// The value an environment gives the farm's `var.NAME`: the argument it passes to module "farm"
+/// (looked up in its `locals` when it is `local.X`), else the farm variable's default.
 fn resolve(env: &str, expr: &str) -> String {
     let Some(name) = expr.strip_prefix("var.") else {
         return expr.to_owned();
     };
-    let tfvars = attrs(&root_file(env, "terraform.tfvars"));
-    if let Some(v) = tfvars.get(name) {
-        return v.clone();
+    match farm_call(env).get(name) {
+        Some(v) => match v.strip_prefix("local.") {
+            Some(l) => local(&root_file(env, "main.tf"), l),
+            None => v.clone(),
+        },
+        None => default_of(&module("farm"), name),
     }
-    let vars = root_file(env, "variables.tf");
-    let body = block(&vars, &format!("variable \"{name}\""))
-        .unwrap_or_else(|| panic!("{env}: no variable {name}"));
-    attr(body, "default")
 }
 
 /// A module variable's default.
@@ -538,25 +569,25 @@ fn group_scaler_and_alarm_settings_come_from_one_variable() {
     .expect("the SLO alarm");
     assert_eq!(attr(slo, "threshold"), "var.target_wait_secs");
 
-    for env in ENVIRONMENTS {
-        let main = root_file(env, "main.tf");
-        let m = |name: &str| {
-            attrs(block(&main, &format!("module \"{name}\"")).unwrap_or_else(|| panic!("{name}")))
-        };
-        let (fleet, scaler, obs) = (m("render_fleet"), m("scaler"), m("observability"));
-        for arg in ["min_workers", "max_workers", "slots_per_worker"] {
-            assert_eq!(
-                fleet.get(arg),
-                scaler.get(arg),
-                "{env}: render_fleet and scaler must get {arg} from one expression"
-            );
-            assert!(fleet.contains_key(arg), "{env}: render_fleet.{arg} unset");
-        }
+    let farm = module("farm");
+    let m = |name: &str| {
+        attrs(block(&farm, &format!("module \"{name}\"")).unwrap_or_else(|| panic!("{name}")))
+    };
+    let (fleet, scaler, obs) = (m("render_fleet"), m("scaler"), m("observability"));
+    for arg in ["min_workers", "max_workers", "slots_per_worker"] {
         assert_eq!(
-            scaler.get("target_wait_secs"),
-            obs.get("target_wait_secs"),
-            "{env}: the scaler's wait target and the SLO alarm must be one value"
+            fleet.get(arg),
+            scaler.get(arg),
+            "farm: render_fleet and scaler must get {arg} from one expression"
         );
+        assert!(fleet.contains_key(arg), "farm: render_fleet.{arg} unset");
+    }
+    assert_eq!(
+        scaler.get("target_wait_secs"),
+        obs.get("target_wait_secs"),
+        "farm: the scaler's wait target and the SLO alarm must be one value"
+    );
+    for env in ENVIRONMENTS {
         let min = number(&resolve(env, &fleet["min_workers"]));
         let max = number(&resolve(env, &fleet["max_workers"]));
         assert!(min <= max && max >= 1.0, "{env}: min {min}, max {max}");
@@ -851,15 +882,15 @@ fn queue_timing_and_redrive_match_the_agent() {
             VISIBILITY_TIMEOUT_SECS as f64
         );
     }
+    let farm = module("farm");
+    let q = attrs(block(&farm, "module \"queue\"").expect("queue"));
+    let f = attrs(block(&farm, "module \"render_fleet\"").expect("render_fleet"));
+    assert_eq!(
+        q.get("visibility_timeout_secs"),
+        f.get("visibility_timeout_secs"),
+        "farm: the queue and the agents must get the visibility timeout from one expression"
+    );
     for env in ENVIRONMENTS {
-        let main = root_file(env, "main.tf");
-        let q = attrs(block(&main, "module \"queue\"").expect("queue"));
-        let f = attrs(block(&main, "module \"render_fleet\"").expect("render_fleet"));
-        assert_eq!(
-            q.get("visibility_timeout_secs"),
-            f.get("visibility_timeout_secs"),
-            "{env}: the queue and the agents must get the visibility timeout from one expression"
-        );
         let v = number(&resolve(
             env,
             q.get("visibility_timeout_secs").expect("passed"),
@@ -1023,15 +1054,152 @@ fn scaler_is_triggered_as_its_handler_expects() {
     assert!(rule.contains("AutoScalingGroupName = [local.asg_name]"));
 }
 
+/// The farm module's variables: name -> whether it has a default.
+fn farm_variables() -> BTreeMap<String, bool> {
+    let text = module("farm");
+    let vars: BTreeMap<String, bool> = top_level_blocks(&text)
+        .into_iter()
+        .filter_map(|(header, body)| {
+            let name = header.strip_prefix("variable ")?;
+            Some((unquote(name), attrs(body).contains_key("default")))
+        })
+        .collect();
+    assert!(!vars.is_empty(), "modules/farm declares no variable");
+    vars
+}
+
+/// The attributes of the map `NAME = { ... }` in a block body.
+fn map_attr(body: &str, name: &str) -> BTreeMap<String, String> {
+    let key = format!("{name} = {{");
+    let open = body
+        .find(&key)
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{body}"))
+        + key.len();
+    attrs(&body[open..open + matching_brace(&body[open..]).expect("closed map")])
+}
+
+/// Each environment is `module "farm"` called with values, the provider, outputs of the farm,
+/// versions and the backend: nothing that could make dev and prod run different code.
 #[test]
-fn environments_differ_only_in_values() {
-    for file in ["main.tf", "variables.tf", "outputs.tf", "versions.tf"] {
+fn environments_are_thin_callers_of_the_farm() {
+    let farm_vars = farm_variables();
+    let mut passed = BTreeMap::new();
+    for env in ENVIRONMENTS {
+        let dir = format!("terraform/environments/{env}");
+        let names: BTreeSet<String> = files(&dir, &[".tf", ".tf.json", ".tfvars", ".tfvars.json"])
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .expect("a file")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(
+                ["backend.tf", "main.tf", "outputs.tf", "versions.tf"].map(String::from)
+            ),
+            "{dir}: the values belong in main.tf's module \"farm\", the code in modules/farm"
+        );
+        let kinds = |file: &str| -> Vec<String> {
+            top_level_blocks(&root_file(env, file))
+                .into_iter()
+                .map(|(h, _)| h)
+                .collect()
+        };
+        assert_eq!(kinds("versions.tf"), ["terraform"], "{dir}/versions.tf");
+        assert_eq!(kinds("backend.tf"), ["terraform"], "{dir}/backend.tf");
+        let mut main_kinds = kinds("main.tf");
+        main_kinds.sort();
+        assert_eq!(
+            main_kinds,
+            ["locals", "module \"farm\"", "provider \"aws\""],
+            "{dir}/main.tf: only the provider, its locals and module \"farm\""
+        );
+        let outputs = root_file(env, "outputs.tf");
+        for (header, body) in top_level_blocks(&outputs) {
+            assert!(header.starts_with("output "), "{dir}/outputs.tf: {header}");
+            assert!(
+                attr(body, "value").starts_with("module.farm"),
+                "{dir}/outputs.tf: {header} must export the farm's outputs"
+            );
+        }
+
+        // The exact provider release, in the environment (the farm asks for a range).
+        let versions = root_file(env, "versions.tf");
+        let aws = map_attr(
+            block(&versions, "required_providers").expect("required_providers"),
+            "aws",
+        );
+        assert_eq!(
+            aws.get("source").map(String::as_str),
+            Some("\"hashicorp/aws\"")
+        );
+        assert_eq!(aws.get("version").map(String::as_str), Some("\"5.100.0\""));
+
+        // The provider and the farm take the environment and the region from one place.
+        let main = root_file(env, "main.tf");
+        let locals = attrs(block(&main, "locals").expect("locals"));
+        assert_eq!(
+            locals.keys().collect::<Vec<_>>(),
+            ["environment", "region"],
+            "{dir}/main.tf: locals are for what the provider and the farm share"
+        );
+        let provider = block(&main, "provider \"aws\"").expect("provider");
+        let call = farm_call(env);
+        assert_eq!(
+            call.get("source").map(String::as_str),
+            Some("\"../../modules/farm\"")
+        );
+        assert_eq!(
+            attrs(provider).get("region"),
+            call.get("region"),
+            "{dir}: region"
+        );
+        let tags = map_attr(
+            block(provider, "default_tags").expect("default_tags"),
+            "tags",
+        );
+        assert_eq!(
+            tags.get("Environment"),
+            call.get("environment"),
+            "{dir}: tags"
+        );
+
+        // Every argument is a farm variable; every farm variable without a default is given.
+        let args: BTreeSet<String> = call.into_keys().filter(|k| k != "source").collect();
+        let unknown: Vec<_> = args
+            .iter()
+            .filter(|a| !farm_vars.contains_key(*a))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{dir} passes {unknown:?}, which modules/farm does not declare"
+        );
+        let missing: Vec<_> = farm_vars
+            .iter()
+            .filter(|(name, has_default)| !**has_default && !args.contains(*name))
+            .collect();
+        assert!(missing.is_empty(), "{dir} does not pass {missing:?}");
+        passed.insert(env, args);
+    }
+    assert_eq!(
+        passed["dev"], passed["prod"],
+        "dev and prod must pass module \"farm\" the same arguments (with their own values)"
+    );
+    for file in ["versions.tf", "outputs.tf"] {
         assert_eq!(
             read(&format!("terraform/environments/dev/{file}")),
             read(&format!("terraform/environments/prod/{file}")),
             "environments/dev/{file} and environments/prod/{file} must be the same"
         );
     }
+    assert_eq!(
+        block(&root_file("dev", "main.tf"), "provider \"aws\""),
+        block(&root_file("prod", "main.tf"), "provider \"aws\""),
+        "the environments configure the provider alike"
+    );
     assert_eq!(
         read("terraform/environments/dev/backend.tf").replace("/dev/", "/prod/"),
         read("terraform/environments/prod/backend.tf"),

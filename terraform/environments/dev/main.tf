@@ -1,116 +1,54 @@
-# One environment of renderfleet. This file is the same in every environment; only
-# terraform.tfvars (values) and backend.tf (where the state lives) differ.
+# dev: small, cheap, scales to zero, easy to tear down.
+#
+# The whole environment is terraform/modules/farm, called once with this environment's values
+# (edit them here); every environment passes the same arguments. backend.tf says where the state
+# lives, versions.tf pins the provider, outputs.tf exports the farm's outputs.
+
+locals {
+  # The provider's tags and the farm get these from here, so they cannot disagree.
+  environment = "dev"
+  region      = "eu-west-1"
+}
 
 provider "aws" {
-  region = var.region
+  region = local.region
 
   default_tags {
     tags = {
       Project     = "renderfleet"
-      Environment = var.environment
+      Environment = local.environment
       ManagedBy   = "terraform"
     }
   }
 }
 
-module "kms" {
-  source      = "../../modules/kms"
-  environment = var.environment
-}
+module "farm" {
+  source      = "../../modules/farm"
+  environment = local.environment
+  region      = local.region
 
-module "network" {
-  source             = "../../modules/network"
-  environment        = var.environment
-  vpc_id             = var.vpc_id
-  public_subnet_ids  = var.public_subnet_ids
-  private_subnet_ids = var.private_subnet_ids
-  kms_key_arn        = module.kms.key_arn
-}
+  certificate_arn      = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+  job_server_image_tag = "0.1.0"
+  job_server_min_tasks = 1
+  job_server_max_tasks = 2
 
-module "queue" {
-  source                  = "../../modules/queue"
-  environment             = var.environment
-  kms_key_arn             = module.kms.key_arn
-  visibility_timeout_secs = var.visibility_timeout_secs
-}
+  min_workers             = 0
+  max_workers             = 4
+  slots_per_worker        = 1
+  visibility_timeout_secs = 60
+  target_wait_secs        = 30
+  boot_secs               = 90
+  scaler_dry_run          = false
 
-module "storage" {
-  source              = "../../modules/storage"
-  environment         = var.environment
-  bucket_name         = var.bucket_name
-  kms_key_arn         = module.kms.key_arn
-  output_expiry_days  = var.output_expiry_days
-  deletion_protection = var.deletion_protection
-}
+  worker_instance_types = ["c6i.xlarge", "c6a.xlarge", "c5.xlarge"]
+  worker_spot = {
+    on_demand_base_capacity         = 0
+    on_demand_percentage_above_base = 0
+  }
+  worker_warm_pool = null
 
-module "job_server" {
-  source              = "../../modules/job_server"
-  environment         = var.environment
-  vpc_id              = module.network.vpc_id
-  public_subnet_ids   = module.network.public_subnet_ids
-  private_subnet_ids  = module.network.private_subnet_ids
-  certificate_arn     = var.certificate_arn
-  image_tag           = var.job_server_image_tag
-  kms_key_arn         = module.kms.key_arn
-  table_arn           = module.storage.table_arn
-  queue_arn           = module.queue.queue_arn
-  dlq_arn             = module.queue.dlq_arn
-  bucket_arn          = module.storage.bucket_arn
-  bucket_name         = module.storage.bucket_name
-  min_tasks           = var.job_server_min_tasks
-  max_tasks           = var.job_server_max_tasks
-  log_retention_days  = var.log_retention_days
-  deletion_protection = var.deletion_protection
-}
-
-# The group and the scaler get their bounds, slots and the queue's visibility timeout from the
-# same variables: the scaler plans for exactly the fleet the group allows.
-module "render_fleet" {
-  source                  = "../../modules/render_fleet"
-  environment             = var.environment
-  vpc_id                  = module.network.vpc_id
-  private_subnet_ids      = module.network.private_subnet_ids
-  min_workers             = var.min_workers
-  max_workers             = var.max_workers
-  slots_per_worker        = var.slots_per_worker
-  visibility_timeout_secs = var.visibility_timeout_secs
-  instance_types          = var.worker_instance_types
-  spot                    = var.worker_spot
-  warm_pool               = var.worker_warm_pool
-  queue_arn               = module.queue.queue_arn
-  table_arn               = module.storage.table_arn
-  bucket_arn              = module.storage.bucket_arn
-  bucket_name             = module.storage.bucket_name
-  kms_key_arn             = module.kms.key_arn
-}
-
-module "scaler" {
-  source             = "../../modules/scaler"
-  environment        = var.environment
-  lambda_zip_path    = coalesce(var.lambda_zip_path, "${path.root}/../../../target/lambda/scaler/bootstrap.zip")
-  min_workers        = var.min_workers
-  max_workers        = var.max_workers
-  slots_per_worker   = var.slots_per_worker
-  target_wait_secs   = var.target_wait_secs
-  boot_secs          = var.boot_secs
-  dry_run            = var.scaler_dry_run
-  log_retention_days = var.log_retention_days
-  table_arn          = module.storage.table_arn
-  queue_arn          = module.queue.queue_arn
-  kms_key_arn        = module.kms.key_arn
-
-  # The scaler sizes a group that exists.
-  depends_on = [module.render_fleet]
-}
-
-module "observability" {
-  source               = "../../modules/observability"
-  environment          = var.environment
-  region               = var.region
-  kms_key_arn          = module.kms.key_arn
-  alarm_emails         = var.alarm_emails
-  target_wait_secs     = var.target_wait_secs
-  dlq_name             = module.queue.dlq_name
-  scaler_function_name = module.scaler.function_name
-  alb_arn_suffix       = module.job_server.alb_arn_suffix
+  output_expiry_days  = 7
+  log_retention_days  = 30
+  deletion_protection = false
+  alarm_emails        = []
 }

@@ -2,6 +2,8 @@ variable "environment" {
   description = "Environment name; part of every resource name (core/src/names.rs)."
   type        = string
 
+  # Validated here, once, for every module: the same rule as ResourceNames::for_env (it becomes
+  # part of an S3 bucket name).
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{0,23}$", var.environment))
     error_message = "environment must be 1-24 characters of a-z, 0-9 and '-', starting with a letter."

@@ -780,22 +780,46 @@ fn resource_names_follow_core_names() {
         n.agents_path(),
         "core's heartbeat path moved"
     );
-    // Every module validates the environment name as ResourceNames::for_env does.
-    for m in [
-        "kms",
-        "network",
-        "queue",
-        "storage",
-        "job_server",
-        "render_fleet",
-        "scaler",
-        "observability",
-    ] {
-        let text = module(m);
-        let v = block(&text, "variable \"environment\"").unwrap_or_else(|| panic!("{m}"));
+    // The farm validates the environment name as ResourceNames::for_env does, and it is the one
+    // caller of every module: each gets that validated value, under the module's own name.
+    let farm = module("farm");
+    let v = block(&farm, "variable \"environment\"").expect("farm: variable \"environment\"");
+    assert!(
+        v.contains("regex(\"^[a-z][a-z0-9-]{0,23}$\", var.environment)"),
+        "farm: the environment validation must be ResourceNames::for_env's rule"
+    );
+    let calls: BTreeMap<String, BTreeMap<String, String>> = top_level_blocks(&farm)
+        .into_iter()
+        .filter_map(|(header, body)| Some((unquote(header.strip_prefix("module ")?), attrs(body))))
+        .collect();
+    assert_eq!(
+        calls.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "kms",
+            "network",
+            "queue",
+            "storage",
+            "job_server",
+            "render_fleet",
+            "scaler",
+            "observability",
+        ]),
+        "the farm must call each module once"
+    );
+    for (m, args) in &calls {
+        assert_eq!(
+            args.get("source"),
+            Some(&format!("\"../{m}\"")),
+            "farm: module {m}"
+        );
+        assert_eq!(
+            args.get("environment").map(String::as_str),
+            Some("var.environment"),
+            "farm: module {m} must get the validated environment"
+        );
         assert!(
-            v.contains("regex(\"^[a-z][a-z0-9-]{0,23}$\", var.environment)"),
-            "{m}: the environment validation must be ResourceNames::for_env's rule"
+            block(&module(m), "variable \"environment\"").is_some(),
+            "{m}: no variable \"environment\""
         );
     }
     for env in ENVIRONMENTS {

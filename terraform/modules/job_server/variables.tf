@@ -1,12 +1,6 @@
 variable "environment" {
-  description = "Environment name (dev, prod, ...). It is part of every resource name, exactly as core/src/names.rs derives them."
+  description = "Environment name, part of every resource name as core/src/names.rs derives them (modules/farm validates it)."
   type        = string
-
-  validation {
-    # The same rule as ResourceNames::for_env: it becomes part of an S3 bucket name.
-    condition     = can(regex("^[a-z][a-z0-9-]{0,23}$", var.environment))
-    error_message = "environment must be 1-24 characters of a-z, 0-9 and '-', starting with a letter."
-  }
 }
 
 variable "vpc_id" {

@@ -56,6 +56,15 @@ locals {
   })
 
   spot = var.spot != null
+
+  # The jobs table's items the agent may read or write, by leading key, and nothing else in it.
+  table_items = {
+    # JobLedger (claim, heartbeat, finish, release: conditional updates; get after a lost claim)
+    # and AssetStore::get_asset.
+    OwnJobsAndAssets = { actions = ["dynamodb:GetItem", "dynamodb:UpdateItem"], test = "ForAllValues:StringLike", keys = ["JOB#*", "ASSET#*"] }
+    # HealthReporter and WorkGate: its liveness item under AGENTS (heartbeat, engage, withdraw).
+    OwnLiveness = { actions = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"], test = "ForAllValues:StringEquals", keys = ["AGENTS"] }
+  }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -88,40 +97,25 @@ data "aws_iam_policy_document" "worker" {
     resources = [var.queue_arn]
   }
 
-  # JobLedger (claim, heartbeat, finish, release: conditional updates; get after a lost claim)
-  # and AssetStore::get_asset; only job and asset items.
-  statement {
-    sid       = "OwnJobsAndAssets"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    resources = [var.table_arn]
+  # The table's items by leading key (local.table_items), each condition paired with a Null
+  # check: a request without a key (a Scan) would otherwise pass ForAllValues vacuously.
+  dynamic "statement" {
+    for_each = local.table_items
+    content {
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = [var.table_arn]
 
-    condition {
-      test     = "ForAllValues:StringLike"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["JOB#*", "ASSET#*"]
-    }
-    condition {
-      test     = "Null"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["false"]
-    }
-  }
-
-  # HealthReporter and WorkGate: its liveness item under AGENTS (heartbeat, engage, withdraw).
-  statement {
-    sid       = "OwnLiveness"
-    actions   = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-    resources = [var.table_arn]
-
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["AGENTS"]
-    }
-    condition {
-      test     = "Null"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["false"]
+      condition {
+        test     = statement.value.test
+        variable = "dynamodb:LeadingKeys"
+        values   = statement.value.keys
+      }
+      condition {
+        test     = "Null"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["false"]
+      }
     }
   }
 

@@ -51,6 +51,16 @@ locals {
     },
     var.worker_idle_secs == null ? {} : { RENDERFLEET_WORKER_IDLE_SECS = var.worker_idle_secs },
   )
+
+  # The jobs table's items the scaler may read or write, by leading key, and nothing else in it.
+  table_items = {
+    # Its own state, decision history and tick lease.
+    ScalerMemory = { actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], test = "ForAllValues:StringEquals", keys = ["SCALER", "SCALER#DECISIONS"] }
+    # The agents' liveness items: one Query a tick (AgentDirectory) and the retirement mark.
+    AgentLiveness = { actions = ["dynamodb:Query", "dynamodb:UpdateItem"], test = "ForAllValues:StringEquals", keys = ["AGENTS"] }
+    # JobLedger::release: a replaced worker's running jobs go back to queued (job items only).
+    RequeueJobsOfReplacedWorkers = { actions = ["dynamodb:GetItem", "dynamodb:UpdateItem"], test = "ForAllValues:StringLike", keys = ["JOB#*"] }
+  }
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -100,57 +110,25 @@ data "aws_iam_policy_document" "this" {
     resources = ["${var.table_arn}/index/active"]
   }
 
-  # The scaler's own state, decision history and tick lease, and nothing else in the table.
-  statement {
-    sid       = "ScalerMemory"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-    resources = [var.table_arn]
+  # The table's items by leading key (local.table_items), each condition paired with the Null
+  # check.
+  dynamic "statement" {
+    for_each = local.table_items
+    content {
+      sid       = statement.key
+      actions   = statement.value.actions
+      resources = [var.table_arn]
 
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["SCALER", "SCALER#DECISIONS"]
-    }
-    condition {
-      test     = "Null"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["false"]
-    }
-  }
-
-  # The agents' liveness items: one Query a tick (AgentDirectory) and the retirement mark.
-  statement {
-    sid       = "AgentLiveness"
-    actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
-    resources = [var.table_arn]
-
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["AGENTS"]
-    }
-    condition {
-      test     = "Null"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["false"]
-    }
-  }
-
-  # JobLedger::release: a replaced worker's running jobs go back to queued (job items only).
-  statement {
-    sid       = "RequeueJobsOfReplacedWorkers"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
-    resources = [var.table_arn]
-
-    condition {
-      test     = "ForAllValues:StringLike"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["JOB#*"]
-    }
-    condition {
-      test     = "Null"
-      variable = "dynamodb:LeadingKeys"
-      values   = ["false"]
+      condition {
+        test     = statement.value.test
+        variable = "dynamodb:LeadingKeys"
+        values   = statement.value.keys
+      }
+      condition {
+        test     = "Null"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["false"]
+      }
     }
   }
 

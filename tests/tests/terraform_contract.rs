@@ -587,6 +587,19 @@ fn group_scaler_and_alarm_settings_come_from_one_variable() {
         obs.get("target_wait_secs"),
         "farm: the scaler's wait target and the SLO alarm must be one value"
     );
+    // Each value several modules share is validated once, in the farm variable that holds it.
+    for name in [
+        "min_workers",
+        "max_workers",
+        "slots_per_worker",
+        "visibility_timeout_secs",
+        "target_wait_secs",
+        "log_retention_days",
+    ] {
+        let v = block(&farm, &format!("variable \"{name}\""))
+            .unwrap_or_else(|| panic!("farm: no variable {name}"));
+        assert!(v.contains("validation {"), "farm: {name} must be validated");
+    }
     for env in ENVIRONMENTS {
         let min = number(&resolve(env, &fleet["min_workers"]));
         let max = number(&resolve(env, &fleet["max_workers"]));

@@ -59,30 +59,56 @@ variable "min_workers" {
   description = "Fewest render workers: the group's min_size and the scaler's RENDERFLEET_MIN_WORKERS."
   type        = number
   default     = 0
+
+  validation {
+    condition     = var.min_workers >= 0 && floor(var.min_workers) == var.min_workers
+    error_message = "min_workers must be a whole number, at least 0."
+  }
 }
 
 variable "max_workers" {
   description = "Most render workers: the group's max_size and the scaler's RENDERFLEET_MAX_WORKERS."
   type        = number
   default     = 10
+
+  validation {
+    condition     = var.max_workers >= var.min_workers && var.max_workers >= 1 && floor(var.max_workers) == var.max_workers
+    error_message = "max_workers must be a whole number, at least 1 and at least min_workers."
+  }
 }
 
 variable "slots_per_worker" {
   description = "Jobs one worker renders at once: the agents' RENDERFLEET_SLOTS and the scaler's RENDERFLEET_SLOTS_PER_WORKER."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.slots_per_worker >= 1 && var.slots_per_worker <= 64
+    error_message = "slots_per_worker must be 1 to 64 (the agent's limit)."
+  }
 }
 
 variable "visibility_timeout_secs" {
   description = "The jobs queue's visibility timeout and the agents' RENDERFLEET_VISIBILITY_SECS."
   type        = number
   default     = 60
+
+  validation {
+    # The agent refuses less than 6 s (render-agent/src/config.rs); SQS allows at most 12 hours.
+    condition     = var.visibility_timeout_secs >= 6 && var.visibility_timeout_secs <= 43200
+    error_message = "visibility_timeout_secs must be 6 to 43200 (the agent refuses less than 6)."
+  }
 }
 
 variable "target_wait_secs" {
   description = "The wait SLO: the scaler's RENDERFLEET_TARGET_WAIT_SECS and the oldest-wait alarm's threshold."
   type        = number
   default     = 30
+
+  validation {
+    condition     = var.target_wait_secs >= 0
+    error_message = "target_wait_secs must be at least 0."
+  }
 }
 
 variable "boot_secs" {
@@ -131,6 +157,11 @@ variable "log_retention_days" {
   description = "Days the job server's and the scaler's logs are kept."
   type        = number
   default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts."
+  }
 }
 
 variable "deletion_protection" {

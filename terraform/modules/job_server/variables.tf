@@ -184,14 +184,9 @@ variable "log_filter" {
 }
 
 variable "log_retention_days" {
-  description = "Days the job server's logs are kept."
+  description = "Days the job server's logs are kept; modules/farm validates the value."
   type        = number
   default     = 365
-
-  validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be a retention CloudWatch Logs accepts."
-  }
 }
 
 variable "internal" {

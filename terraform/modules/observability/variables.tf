@@ -25,13 +25,8 @@ variable "alarm_emails" {
 }
 
 variable "target_wait_secs" {
-  description = "The wait SLO, seconds: the root passes the value it gives the scaler as RENDERFLEET_TARGET_WAIT_SECS."
+  description = "The wait SLO, seconds; modules/farm validates it and passes the value it gives the scaler as RENDERFLEET_TARGET_WAIT_SECS."
   type        = number
-
-  validation {
-    condition     = var.target_wait_secs >= 0
-    error_message = "target_wait_secs must be at least 0."
-  }
 }
 
 variable "slo_breach_minutes" {

@@ -1,9 +1,10 @@
 # The jobs queue and its dead-letter queue. A message is a pointer to a job (core/src/message.rs);
 # the agent extends its visibility every third of the timeout while rendering, so the timeout here
 # must be the one the agent is told (RENDERFLEET_VISIBILITY_SECS, set from the same variable by
-# the root). The agent fails a job for good after core::message::MAX_ATTEMPTS attempts (counted by
-# the job, not by SQS); the DLQ takes only messages received more often than that without being
-# settled (receives that were not attempts), and the job server's sweeper settles them.
+# modules/farm). The agent fails a job for good after core::message::MAX_ATTEMPTS attempts
+# (counted by the job, not by SQS); the DLQ takes only messages received more often than that
+# without being settled (receives that were not attempts), and the job server's sweeper settles
+# them.
 
 locals {
   queue_name = "renderfleet-${var.environment}-jobs"

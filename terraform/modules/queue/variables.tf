@@ -9,15 +9,9 @@ variable "kms_key_arn" {
 }
 
 variable "visibility_timeout_secs" {
-  description = "The jobs queue's visibility timeout, seconds. The root passes the same value to the render fleet as RENDERFLEET_VISIBILITY_SECS; the agent extends visibility every third of it and leases jobs for half of it."
+  description = "The jobs queue's visibility timeout, seconds; modules/farm validates it and passes the same value to the render fleet as RENDERFLEET_VISIBILITY_SECS. The agent extends visibility every third of it and leases jobs for half of it."
   type        = number
   default     = 60
-
-  validation {
-    # The agent refuses less than 6 s (render-agent/src/config.rs); SQS allows at most 12 hours.
-    condition     = var.visibility_timeout_secs >= 6 && var.visibility_timeout_secs <= 43200
-    error_message = "visibility_timeout_secs must be 6 to 43200 (the agent refuses less than 6)."
-  }
 }
 
 variable "message_retention_secs" {

@@ -19,47 +19,27 @@ variable "private_subnet_ids" {
 }
 
 variable "min_workers" {
-  description = "The group's min_size. The root passes the same value to the scaler as RENDERFLEET_MIN_WORKERS."
+  description = "The group's min_size; modules/farm validates it and passes the same value to the scaler as RENDERFLEET_MIN_WORKERS."
   type        = number
   default     = 0
-
-  validation {
-    condition     = var.min_workers >= 0 && floor(var.min_workers) == var.min_workers
-    error_message = "min_workers must be a whole number, at least 0."
-  }
 }
 
 variable "max_workers" {
-  description = "The group's max_size. The root passes the same value to the scaler as RENDERFLEET_MAX_WORKERS."
+  description = "The group's max_size; modules/farm validates it and passes the same value to the scaler as RENDERFLEET_MAX_WORKERS."
   type        = number
   default     = 10
-
-  validation {
-    condition     = var.max_workers >= var.min_workers && var.max_workers >= 1 && floor(var.max_workers) == var.max_workers
-    error_message = "max_workers must be a whole number, at least 1 and at least min_workers."
-  }
 }
 
 variable "slots_per_worker" {
-  description = "RENDERFLEET_SLOTS: jobs one worker renders at once. The root passes the same value to the scaler as RENDERFLEET_SLOTS_PER_WORKER."
+  description = "RENDERFLEET_SLOTS: jobs one worker renders at once; modules/farm validates it and passes the same value to the scaler as RENDERFLEET_SLOTS_PER_WORKER."
   type        = number
   default     = 1
-
-  validation {
-    condition     = var.slots_per_worker >= 1 && var.slots_per_worker <= 64
-    error_message = "slots_per_worker must be 1 to 64 (the agent's limit)."
-  }
 }
 
 variable "visibility_timeout_secs" {
-  description = "RENDERFLEET_VISIBILITY_SECS: must be the jobs queue's visibility timeout (the root passes one value to both)."
+  description = "RENDERFLEET_VISIBILITY_SECS: must be the jobs queue's visibility timeout (modules/farm validates one value and passes it to both)."
   type        = number
   default     = 60
-
-  validation {
-    condition     = var.visibility_timeout_secs >= 6 && var.visibility_timeout_secs <= 43200
-    error_message = "visibility_timeout_secs must be 6 to 43200."
-  }
 }
 
 variable "heartbeat_secs" {

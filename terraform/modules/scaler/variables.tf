@@ -31,44 +31,24 @@ variable "enabled" {
 }
 
 variable "min_workers" {
-  description = "RENDERFLEET_MIN_WORKERS: the root passes the value it gives the group's min_size."
+  description = "RENDERFLEET_MIN_WORKERS: modules/farm validates it and passes the value it gives the group's min_size."
   type        = number
-
-  validation {
-    condition     = var.min_workers >= 0 && floor(var.min_workers) == var.min_workers
-    error_message = "min_workers must be a whole number, at least 0."
-  }
 }
 
 variable "max_workers" {
-  description = "RENDERFLEET_MAX_WORKERS: the root passes the value it gives the group's max_size."
+  description = "RENDERFLEET_MAX_WORKERS: modules/farm validates it and passes the value it gives the group's max_size."
   type        = number
-
-  validation {
-    condition     = var.max_workers >= var.min_workers && floor(var.max_workers) == var.max_workers
-    error_message = "max_workers must be a whole number and at least min_workers."
-  }
 }
 
 variable "slots_per_worker" {
-  description = "RENDERFLEET_SLOTS_PER_WORKER: the root passes the value it gives the agents as RENDERFLEET_SLOTS."
+  description = "RENDERFLEET_SLOTS_PER_WORKER: modules/farm validates it and passes the value it gives the agents as RENDERFLEET_SLOTS."
   type        = number
-
-  validation {
-    condition     = var.slots_per_worker >= 1 && var.slots_per_worker <= 64
-    error_message = "slots_per_worker must be 1 to 64."
-  }
 }
 
 variable "target_wait_secs" {
-  description = "RENDERFLEET_TARGET_WAIT_SECS: the wait SLO. The root passes the same value to the oldest-wait alarm."
+  description = "RENDERFLEET_TARGET_WAIT_SECS: the wait SLO; modules/farm validates it and passes the same value to the oldest-wait alarm."
   type        = number
   default     = 30
-
-  validation {
-    condition     = var.target_wait_secs >= 0
-    error_message = "target_wait_secs must be at least 0."
-  }
 }
 
 variable "boot_secs" {
@@ -227,14 +207,9 @@ variable "log_filter" {
 }
 
 variable "log_retention_days" {
-  description = "Days the scaler's logs (one decision line per tick) are kept."
+  description = "Days the scaler's logs (one decision line per tick) are kept; modules/farm validates the value."
   type        = number
   default     = 90
-
-  validation {
-    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be a retention CloudWatch Logs accepts."
-  }
 }
 
 variable "table_arn" {

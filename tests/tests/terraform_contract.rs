@@ -1034,6 +1034,41 @@ fn workers_require_imdsv2_and_encrypted_disks() {
     }
 }
 
+/// `path` with `.` and `..` taken out, as the file system would read it.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn the_scaler_zip_defaults_to_what_build_lambda_makes() {
+    let farm = module("farm");
+    assert_eq!(default_of(&farm, "lambda_zip_path"), "null");
+    let call = attrs(block(&farm, "module \"scaler\"").expect("module scaler"));
+    let zip = &call["lambda_zip_path"];
+    // path.root is the folder Terraform runs in: the environment's, not the farm's.
+    let rel = zip
+        .strip_prefix("coalesce(var.lambda_zip_path, \"${path.root}/")
+        .and_then(|r| r.strip_suffix("\")"))
+        .unwrap_or_else(|| panic!("lambda_zip_path: {zip}"));
+    for env in ENVIRONMENTS {
+        assert_eq!(
+            lexical(&repo().join("terraform/environments").join(env).join(rel)),
+            lexical(&repo().join("target/lambda/scaler/bootstrap.zip")),
+            "{env}: the default zip must be where scripts/build-lambda leaves it"
+        );
+    }
+}
+
 #[test]
 fn scaler_is_triggered_as_its_handler_expects() {
     let scaler = module("scaler");

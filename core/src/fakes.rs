@@ -13,7 +13,8 @@ use tokio::time::Instant;
 
 use crate::clock::EpochMillis;
 use crate::ids::{AssetId, JobId};
-use crate::job::{ActiveJob, Job, JobError, JobState, Outcome};
+use crate::job::lifecycle::{self, Change};
+use crate::job::{ActiveJob, Job, JobError, Outcome};
 use crate::message::JobMessage;
 use crate::ports::*;
 use crate::{Error, Result};
@@ -153,26 +154,12 @@ impl JobStore for MemoryStore {
     }
 
     async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
-        if let Some(j) = lock(&self.inner).jobs.get_mut(id) {
-            j.enqueued = true;
-            j.enqueued_at = Some(now);
-        }
+        self.transition(id, &Change::MarkEnqueued { now });
         Ok(())
     }
 
     async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(false);
-        };
-        if j.state != JobState::Queued {
-            return Ok(false);
-        }
-        j.redrives += 1;
-        j.enqueued = true;
-        j.enqueued_at = Some(now);
-        j.updated_at = now;
-        Ok(true)
+        Ok(self.transition(id, &Change::Redrive { now }).is_done())
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
@@ -180,50 +167,51 @@ impl JobStore for MemoryStore {
         let Some(j) = g.jobs.get_mut(id) else {
             return Ok(CancelOutcome::NotFound);
         };
-        Ok(match j.state {
-            JobState::Queued => {
-                j.state = JobState::Cancelled;
-                j.finished_at = Some(now);
-                j.updated_at = now;
-                j.lease_until = None;
-                CancelOutcome::Cancelled(Job::clone(j))
-            }
-            JobState::Running => {
-                j.cancel_requested = true;
-                j.updated_at = now;
-                CancelOutcome::Requested(Job::clone(j))
-            }
-            _ => CancelOutcome::AlreadyFinished(Job::clone(j)),
+        Ok(if lifecycle::apply(j, &Change::Cancel { now }).is_ok() {
+            CancelOutcome::Cancelled(Job::clone(j))
+        } else if lifecycle::apply(j, &Change::RequestCancel { now }).is_ok() {
+            CancelOutcome::Requested(Job::clone(j))
+        } else {
+            CancelOutcome::AlreadyFinished(Job::clone(j))
         })
     }
 }
 
-fn is_current(j: &Job, attempt: u32, instance: &str) -> bool {
-    j.state == JobState::Running
-        && j.attempts == attempt
-        && j.instance_id.as_deref() == Some(instance)
+/// What a move did to a job in the store.
+enum Moved {
+    Done(Job),
+    Refused(Job),
+    Missing,
+}
+
+impl Moved {
+    fn is_done(&self) -> bool {
+        matches!(self, Moved::Done(_))
+    }
+}
+
+impl MemoryStore {
+    /// Locks the table and applies `change` to the job as [`lifecycle::apply`] says.
+    fn transition(&self, id: &JobId, change: &Change<'_>) -> Moved {
+        let mut g = lock(&self.inner);
+        let Some(j) = g.jobs.get_mut(id) else {
+            return Moved::Missing;
+        };
+        match lifecycle::apply(j, change) {
+            Ok(()) => Moved::Done(Job::clone(j)),
+            Err(_) => Moved::Refused(Job::clone(j)),
+        }
+    }
 }
 
 #[async_trait]
 impl JobLedger for MemoryStore {
     async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(Claim::Missing);
-        };
-        let lapsed = j.state == JobState::Running && j.lease_until.is_some_and(|l| l < lease.now);
-        if j.state != JobState::Queued && !lapsed {
-            return Ok(Claim::NotClaimable(Job::clone(j)));
-        }
-        j.state = JobState::Running;
-        j.attempts += 1;
-        j.instance_id = Some(lease.instance.clone());
-        j.message_id = Some(lease.message_id.clone());
-        j.started_at.get_or_insert(lease.now);
-        j.lease_until = Some(lease.until);
-        j.updated_at = lease.now;
-        j.progress = 0.0;
-        Ok(Claim::Claimed(Job::clone(j)))
+        Ok(match self.transition(id, &Change::Claim(lease)) {
+            Moved::Done(job) => Claim::Claimed(job),
+            Moved::Refused(job) => Claim::NotClaimable(job),
+            Moved::Missing => Claim::Missing,
+        })
     }
 
     async fn heartbeat(
@@ -234,21 +222,16 @@ impl JobLedger for MemoryStore {
         progress: f64,
         lease_until: Option<EpochMillis>,
     ) -> Result<Directive> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(Directive::Lost);
+        let change = Change::Heartbeat {
+            attempt,
+            instance,
+            progress,
+            lease_until,
         };
-        if !is_current(j, attempt, instance) {
-            return Ok(Directive::Lost);
-        }
-        j.progress = progress.clamp(0.0, 1.0);
-        if let Some(l) = lease_until {
-            j.lease_until = Some(l);
-        }
-        Ok(if j.cancel_requested {
-            Directive::Cancel
-        } else {
-            Directive::Continue
+        Ok(match self.transition(id, &change) {
+            Moved::Done(job) if job.cancel_requested => Directive::Cancel,
+            Moved::Done(_) => Directive::Continue,
+            Moved::Refused(_) | Moved::Missing => Directive::Lost,
         })
     }
 
@@ -260,26 +243,13 @@ impl JobLedger for MemoryStore {
         outcome: &Outcome,
         now: EpochMillis,
     ) -> Result<bool> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(false);
+        let change = Change::Finish {
+            attempt,
+            instance,
+            outcome,
+            now,
         };
-        if !is_current(j, attempt, instance) {
-            return Ok(false);
-        }
-        j.state = outcome.state();
-        j.finished_at = Some(now);
-        j.updated_at = now;
-        j.lease_until = None;
-        match outcome {
-            Outcome::Succeeded(o) => {
-                j.progress = 1.0;
-                j.output = Some(o.clone());
-            }
-            Outcome::Failed(e) => j.error = Some(e.clone()),
-            Outcome::Cancelled => {}
-        }
-        Ok(true)
+        Ok(self.transition(id, &change).is_done())
     }
 
     async fn release(
@@ -289,20 +259,12 @@ impl JobLedger for MemoryStore {
         instance: &str,
         now: EpochMillis,
     ) -> Result<bool> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(false);
+        let change = Change::Release {
+            attempt,
+            instance,
+            now,
         };
-        if !is_current(j, attempt, instance) {
-            return Ok(false);
-        }
-        j.state = JobState::Queued;
-        j.instance_id = None;
-        j.message_id = None;
-        j.lease_until = None;
-        j.progress = 0.0;
-        j.updated_at = now;
-        Ok(true)
+        Ok(self.transition(id, &change).is_done())
     }
 }
 
@@ -326,20 +288,8 @@ impl ActiveWork for MemoryStore {
         error: &JobError,
         now: EpochMillis,
     ) -> Result<bool> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(false);
-        };
-        let lapsed = j.state == JobState::Running && j.lease_until.is_some_and(|l| l < now);
-        if j.state != JobState::Queued && !lapsed {
-            return Ok(false);
-        }
-        j.state = JobState::Failed;
-        j.error = Some(error.clone());
-        j.finished_at = Some(now);
-        j.updated_at = now;
-        j.lease_until = None;
-        Ok(true)
+        let change = Change::FailUnfinished { error, now };
+        Ok(self.transition(id, &change).is_done())
     }
 }
 

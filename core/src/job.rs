@@ -1,8 +1,10 @@
 //! A job as the jobs table holds it, and the states it moves through.
 //!
 //! `queued -> running -> succeeded | failed | cancelled`, and `running -> queued` when a worker is
-//! lost or drained and the attempt is retried. Every move is a conditional write in the store, so no
-//! state goes backwards and no job finishes twice.
+//! lost or drained and the attempt is retried. Every move is a row of [`lifecycle::RULES`] and a
+//! conditional write in the store, so no state goes backwards and no job finishes twice.
+
+pub mod lifecycle;
 
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::types::{
 use super::classify;
 use crate::clock::EpochMillis;
 use crate::ids::{AssetId, JobId};
+use crate::job::lifecycle::{self, Change, Guard, Transition};
 use crate::job::{ActiveJob, Job, JobError, JobOutput, JobState, Outcome};
 use crate::names::{ACTIVE_INDEX, ACTIVE_INDEX_ATTRIBUTES, ACTIVE_SHARDS, AGENTS_PK, TENANT_INDEX};
 use crate::ports::{
@@ -82,6 +83,16 @@ fn applied<T>(res: Result<T>) -> Result<bool> {
         Err(Error::Conflict(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `expr` uses the placeholder `ph` (`:now` and not `:nowhere`).
+fn mentions(expr: &str, ph: &str) -> bool {
+    expr.match_indices(ph).any(|(i, _)| {
+        !expr[i + ph.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 fn job_pk(id: &JobId) -> String {
@@ -279,6 +290,144 @@ pub fn is_valid_cursor(cursor: &str) -> bool {
     parse_cursor(cursor).is_some()
 }
 
+/// What a move writes besides its guard: the update expression and its values. The target
+/// state is `:to`; the condition's placeholders come from the move's [`lifecycle::Rule`].
+fn update_of(change: &Change<'_>) -> (String, Vec<(String, AttributeValue)>) {
+    let v = |k: &str, val: AttributeValue| (k.to_owned(), val);
+    const TERMINAL: &str = "REMOVE active_pk, active_sk, lease_until";
+    match *change {
+        Change::MarkEnqueued { now } => (
+            "SET enqueued = :t, enqueued_at = :now".into(),
+            vec![v(":t", b(true)), v(":now", n(now))],
+        ),
+        Change::Redrive { now } => (
+            "SET redrives = if_not_exists(redrives, :zero) + :one, enqueued = :t, \
+             enqueued_at = :now, updated_at = :now"
+                .into(),
+            vec![
+                v(":zero", n(0)),
+                v(":one", n(1)),
+                v(":t", b(true)),
+                v(":now", n(now)),
+            ],
+        ),
+        Change::Cancel { now } => (
+            format!("SET #st = :to, finished_at = :now, updated_at = :now {TERMINAL}"),
+            vec![v(":now", n(now))],
+        ),
+        Change::RequestCancel { now } => (
+            "SET cancel_requested = :t, updated_at = :now".into(),
+            vec![v(":t", b(true)), v(":now", n(now))],
+        ),
+        Change::Claim(lease) => (
+            "SET #st = :to, attempts = attempts + :one, instance_id = :inst, \
+             message_id = :msg, started_at = if_not_exists(started_at, :now), \
+             lease_until = :lease, updated_at = :now, progress = :zero"
+                .into(),
+            vec![
+                v(":one", n(1)),
+                v(":zero", n(0)),
+                v(":inst", s(&lease.instance)),
+                v(":msg", s(&lease.message_id)),
+                v(":now", n(lease.now)),
+                v(":lease", n(lease.until)),
+            ],
+        ),
+        // `lease_until` is projected into the active index, `progress` is not: a progress-only
+        // write touches the job's own partition and nothing else.
+        Change::Heartbeat {
+            progress,
+            lease_until,
+            ..
+        } => {
+            let p = v(":p", n(progress.clamp(0.0, 1.0)));
+            match lease_until {
+                Some(l) => (
+                    "SET progress = :p, lease_until = :lease".into(),
+                    vec![p, v(":lease", n(l))],
+                ),
+                None => ("SET progress = :p".into(), vec![p]),
+            }
+        }
+        Change::Finish { outcome, now, .. } => {
+            let mut set = "SET #st = :to, finished_at = :now, updated_at = :now".to_owned();
+            let mut vals = vec![v(":now", n(now))];
+            match outcome {
+                Outcome::Succeeded(o) => {
+                    set.push_str(
+                        ", progress = :one, output_key = :ok, output_size = :os, \
+                         output_duration = :od",
+                    );
+                    vals.extend([
+                        v(":one", n(1)),
+                        v(":ok", s(&o.key)),
+                        v(":os", n(o.size_bytes)),
+                        v(":od", n(o.duration)),
+                    ]);
+                }
+                Outcome::Failed(e) => {
+                    set.push_str(", error_code = :ec, error_message = :em");
+                    vals.extend([v(":ec", s(&e.code)), v(":em", s(&e.message))]);
+                }
+                Outcome::Cancelled => {}
+            }
+            (format!("{set} {TERMINAL}"), vals)
+        }
+        Change::Release { now, .. } => (
+            "SET #st = :to, updated_at = :now, progress = :zero \
+             REMOVE instance_id, message_id, lease_until"
+                .into(),
+            vec![v(":zero", n(0)), v(":now", n(now))],
+        ),
+        Change::FailUnfinished { error, now } => (
+            format!(
+                "SET #st = :to, error_code = :ec, error_message = :em, finished_at = :now, \
+                 updated_at = :now {TERMINAL}"
+            ),
+            vec![
+                v(":ec", s(&error.code)),
+                v(":em", s(&error.message)),
+                v(":now", n(now)),
+            ],
+        ),
+    }
+}
+
+/// The values a move's condition compares with: its `from` states, and the caller's time or
+/// attempt as its guard needs.
+fn condition_values(change: &Change<'_>) -> Vec<(String, AttributeValue)> {
+    let rule = change.transition().rule();
+    let mut vals: Vec<(String, AttributeValue)> = rule
+        .condition_states()
+        .iter()
+        .map(|st| (lifecycle::state_placeholder(*st), s(st.as_str())))
+        .collect();
+    match (rule.guard, change.now(), change.attempt()) {
+        (Guard::Unheld, Some(now), _) => vals.push((":now".into(), n(now))),
+        (Guard::CurrentAttempt, _, Some((attempt, instance))) => {
+            vals.push((":a".into(), n(attempt)));
+            vals.push((":inst".into(), s(instance)));
+        }
+        _ => {}
+    }
+    vals
+}
+
+/// The DynamoDB operation name of a move, for errors and logs.
+fn op_of(t: Transition) -> &'static str {
+    match t {
+        Transition::MarkEnqueued => "UpdateItem(enqueued)",
+        Transition::Redrive => "UpdateItem(redrive)",
+        Transition::Cancel => "UpdateItem(cancel)",
+        Transition::RequestCancel => "UpdateItem(cancel_requested)",
+        Transition::Claim => "UpdateItem(claim)",
+        Transition::Heartbeat => "UpdateItem(heartbeat)",
+        Transition::Finish => "UpdateItem(finish)",
+        Transition::Release => "UpdateItem(release)",
+        Transition::FailUnfinished => "UpdateItem(fail)",
+    }
+}
+
 impl DynamoStore {
     pub fn new(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
@@ -377,6 +526,52 @@ impl DynamoStore {
             .await
             .map_err(|e| classify("UpdateTimeToLive", e))?;
         Ok(())
+    }
+
+    /// One move of the job lifecycle as one conditional `UpdateItem`: the condition from the
+    /// move's rule, the update from [`update_of`]. `None` when the condition failed and nothing
+    /// was written; with `returns`, the item as the write left it.
+    async fn transition(
+        &self,
+        id: &JobId,
+        change: &Change<'_>,
+        returns: ReturnValue,
+    ) -> Result<Option<Item>> {
+        let rule = change.transition().rule();
+        let condition = rule.condition();
+        let (update, mut values) = update_of(change);
+        values.extend(condition_values(change));
+        if let Some(to) = change.target() {
+            values.push((":to".into(), s(to.as_str())));
+        }
+        // DynamoDB refuses a placeholder that neither expression uses.
+        let used = |ph: &str| mentions(&update, ph) || mentions(&condition, ph);
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .update_expression(&update)
+            .condition_expression(&condition)
+            .return_values(returns);
+        if used("#st") {
+            req = req.expression_attribute_names("#st", "state");
+        }
+        for (ph, val) in values {
+            if used(&ph) {
+                req = req.expression_attribute_values(ph, val);
+            }
+        }
+        match req
+            .send()
+            .await
+            .map_err(|e| classify(op_of(rule.transition), e))
+        {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(Error::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>> {
@@ -577,102 +772,32 @@ impl JobStore for DynamoStore {
     }
 
     async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .update_expression("SET enqueued = :t, enqueued_at = :now")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", b(true))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match res.map_err(|e| classify("UpdateItem(enqueued)", e)) {
-            Ok(_) | Err(Error::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.transition(id, &Change::MarkEnqueued { now }, ReturnValue::None)
+            .await
+            .map(drop)
     }
 
     async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .update_expression(
-                "SET redrives = if_not_exists(redrives, :zero) + :one, enqueued = :t, \
-                 enqueued_at = :now, updated_at = :now",
-            )
-            .condition_expression("#st = :queued")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":queued", s("queued"))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":t", b(true))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(redrive)", e));
-        applied(res)
+        let change = Change::Redrive { now };
+        let moved = self.transition(id, &change, ReturnValue::None);
+        Ok(moved.await?.is_some())
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
         // The job may move between our reads and writes; three rounds settle any interleaving
         // short of a job that is requeued and claimed again within milliseconds, twice.
         for _ in 0..3 {
-            let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(job_pk(id)))
-                .key("sk", s("JOB"))
-                .update_expression(
-                    "SET #st = :cancelled, finished_at = :now, updated_at = :now \
-                     REMOVE active_pk, active_sk, lease_until",
-                )
-                .condition_expression("#st = :queued")
-                .expression_attribute_names("#st", "state")
-                .expression_attribute_values(":cancelled", s("cancelled"))
-                .expression_attribute_values(":queued", s("queued"))
-                .expression_attribute_values(":now", n(now))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await
-                .map_err(|e| classify("UpdateItem(cancel)", e));
-            match res {
-                Ok(out) => {
-                    let item = out.attributes.unwrap_or_default();
-                    return Ok(CancelOutcome::Cancelled(item_to_job(&item)?));
-                }
-                Err(Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            let all_new = ReturnValue::AllNew;
+            if let Some(item) = self
+                .transition(id, &Change::Cancel { now }, all_new)
+                .await?
+            {
+                return Ok(CancelOutcome::Cancelled(item_to_job(&item)?));
             }
-            let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(job_pk(id)))
-                .key("sk", s("JOB"))
-                .update_expression("SET cancel_requested = :t, updated_at = :now")
-                .condition_expression("#st = :running")
-                .expression_attribute_names("#st", "state")
-                .expression_attribute_values(":t", b(true))
-                .expression_attribute_values(":running", s("running"))
-                .expression_attribute_values(":now", n(now))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await
-                .map_err(|e| classify("UpdateItem(cancel_requested)", e));
-            match res {
-                Ok(out) => {
-                    let item = out.attributes.unwrap_or_default();
-                    return Ok(CancelOutcome::Requested(item_to_job(&item)?));
-                }
-                Err(Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            let all_new = ReturnValue::AllNew;
+            let flag = Change::RequestCancel { now };
+            if let Some(item) = self.transition(id, &flag, all_new).await? {
+                return Ok(CancelOutcome::Requested(item_to_job(&item)?));
             }
             match self.get(id).await? {
                 None => return Ok(CancelOutcome::NotFound),
@@ -692,41 +817,15 @@ impl JobStore for DynamoStore {
 #[async_trait]
 impl JobLedger for DynamoStore {
     async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .update_expression(
-                "SET #st = :running, attempts = attempts + :one, instance_id = :inst, \
-                 message_id = :msg, started_at = if_not_exists(started_at, :now), \
-                 lease_until = :lease, updated_at = :now, progress = :zero",
-            )
-            .condition_expression("#st = :queued OR (#st = :running AND lease_until < :now)")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":queued", s("queued"))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":inst", s(&lease.instance))
-            .expression_attribute_values(":msg", s(&lease.message_id))
-            .expression_attribute_values(":now", n(lease.now))
-            .expression_attribute_values(":lease", n(lease.until))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(claim)", e));
-        match res {
-            Ok(out) => Ok(Claim::Claimed(item_to_job(
-                &out.attributes.unwrap_or_default(),
-            )?)),
-            Err(Error::Conflict(_)) => Ok(match self.get(id).await? {
+        let change = Change::Claim(lease);
+        let moved = self.transition(id, &change, ReturnValue::AllNew);
+        Ok(match moved.await? {
+            Some(item) => Claim::Claimed(item_to_job(&item)?),
+            None => match self.get(id).await? {
                 Some(job) => Claim::NotClaimable(job),
                 None => Claim::Missing,
-            }),
-            Err(e) => Err(e),
-        }
+            },
+        })
     }
 
     async fn heartbeat(
@@ -737,43 +836,19 @@ impl JobLedger for DynamoStore {
         progress: f64,
         lease_until: Option<EpochMillis>,
     ) -> Result<Directive> {
-        // `lease_until` is projected into the active index, `progress` is not: a progress-only
-        // write touches the job's own partition and nothing else.
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":a", n(attempt))
-            .expression_attribute_values(":inst", s(instance))
-            .expression_attribute_values(":p", n(progress.clamp(0.0, 1.0)))
-            .return_values(ReturnValue::AllNew);
-        req = match lease_until {
-            Some(l) => req
-                .update_expression("SET progress = :p, lease_until = :lease")
-                .expression_attribute_values(":lease", n(l)),
-            None => req.update_expression("SET progress = :p"),
+        let change = Change::Heartbeat {
+            attempt,
+            instance,
+            progress,
+            lease_until,
         };
-        let res = req
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(heartbeat)", e));
-        match res {
-            Ok(out) => {
-                let item = out.attributes.unwrap_or_default();
-                Ok(if opt_b(&item, "cancel_requested") {
-                    Directive::Cancel
-                } else {
-                    Directive::Continue
-                })
-            }
-            Err(Error::Conflict(_)) => Ok(Directive::Lost),
-            Err(e) => Err(e),
-        }
+        Ok(
+            match self.transition(id, &change, ReturnValue::AllNew).await? {
+                Some(item) if opt_b(&item, "cancel_requested") => Directive::Cancel,
+                Some(_) => Directive::Continue,
+                None => Directive::Lost,
+            },
+        )
     }
 
     async fn finish(
@@ -784,56 +859,14 @@ impl JobLedger for DynamoStore {
         outcome: &Outcome,
         now: EpochMillis,
     ) -> Result<bool> {
-        let mut set = vec!["#st = :final", "finished_at = :now", "updated_at = :now"];
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":final", s(outcome.state().as_str()))
-            .expression_attribute_values(":a", n(attempt))
-            .expression_attribute_values(":inst", s(instance))
-            .expression_attribute_values(":now", n(now));
-        match outcome {
-            Outcome::Succeeded(o) => {
-                set.extend([
-                    "progress = :one",
-                    "output_key = :ok",
-                    "output_size = :os",
-                    "output_duration = :od",
-                ]);
-                req = req
-                    .expression_attribute_values(":one", n(1))
-                    .expression_attribute_values(":ok", s(&o.key))
-                    .expression_attribute_values(":os", n(o.size_bytes))
-                    .expression_attribute_values(":od", n(o.duration));
-            }
-            Outcome::Failed(e) => {
-                set.extend(["error_code = :ec", "error_message = :em"]);
-                req = req
-                    .expression_attribute_values(":ec", s(&e.code))
-                    .expression_attribute_values(":em", s(&e.message));
-            }
-            Outcome::Cancelled => {}
-        }
-        let expr = format!(
-            "SET {} REMOVE active_pk, active_sk, lease_until",
-            set.join(", ")
-        );
-        match req
-            .update_expression(expr)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(finish)", e))
-        {
-            Ok(_) => Ok(true),
-            Err(Error::Conflict(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
+        let change = Change::Finish {
+            attempt,
+            instance,
+            outcome,
+            now,
+        };
+        let moved = self.transition(id, &change, ReturnValue::None);
+        Ok(moved.await?.is_some())
     }
 
     async fn release(
@@ -843,28 +876,13 @@ impl JobLedger for DynamoStore {
         instance: &str,
         now: EpochMillis,
     ) -> Result<bool> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .update_expression(
-                "SET #st = :queued, updated_at = :now, progress = :zero \
-                 REMOVE instance_id, message_id, lease_until",
-            )
-            .condition_expression("#st = :running AND attempts = :a AND instance_id = :inst")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":queued", s("queued"))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":a", n(attempt))
-            .expression_attribute_values(":inst", s(instance))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(release)", e));
-        applied(res)
+        let change = Change::Release {
+            attempt,
+            instance,
+            now,
+        };
+        let moved = self.transition(id, &change, ReturnValue::None);
+        Ok(moved.await?.is_some())
     }
 }
 
@@ -894,28 +912,9 @@ impl ActiveWork for DynamoStore {
         error: &JobError,
         now: EpochMillis,
     ) -> Result<bool> {
-        let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
-            .update_expression(
-                "SET #st = :failed, error_code = :ec, error_message = :em, finished_at = :now, \
-                 updated_at = :now REMOVE active_pk, active_sk, lease_until",
-            )
-            .condition_expression("#st = :queued OR (#st = :running AND lease_until < :now)")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":failed", s("failed"))
-            .expression_attribute_values(":queued", s("queued"))
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":ec", s(&error.code))
-            .expression_attribute_values(":em", s(&error.message))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await
-            .map_err(|e| classify("UpdateItem(fail)", e));
-        applied(res)
+        let change = Change::FailUnfinished { error, now };
+        let moved = self.transition(id, &change, ReturnValue::None);
+        Ok(moved.await?.is_some())
     }
 }
 

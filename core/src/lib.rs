@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod edge;
 pub mod error;
 pub mod estimate;
 pub mod events;

@@ -23,72 +23,27 @@ pub struct Config {
     pub sweep: crate::sweeper::SweepConfig,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
-}
+pub use renderfleet_core::edge::ConfigError;
+use renderfleet_core::edge::{Settings, env_var};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env_var)
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let names = ResourceNames::from_lookup(&get)
-            .map_err(|(var, message)| ConfigError { var, message })?;
-        fn parse<T: std::str::FromStr>(
-            get: &impl Fn(&str) -> Option<String>,
-            var: &'static str,
-            default: T,
-        ) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            match get(var).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|e| ConfigError {
-                    var,
-                    message: format!("cannot parse {v:?}: {e}"),
-                }),
-            }
-        }
+        let env = Settings::new(&get);
         Ok(Self {
-            names,
-            listen: parse(
-                &get,
-                "RENDERFLEET_LISTEN",
-                SocketAddr::from(([0, 0, 0, 0], 8080)),
-            )?,
-            request_timeout: Duration::from_secs(parse(
-                &get,
-                "RENDERFLEET_REQUEST_TIMEOUT_SECS",
-                10,
-            )?),
-            drain: Duration::from_secs(parse(&get, "RENDERFLEET_DRAIN_SECS", 20)?),
-            output_url_ttl: Duration::from_secs(parse(
-                &get,
-                "RENDERFLEET_OUTPUT_URL_TTL_SECS",
-                3600,
-            )?),
+            names: env.names()?,
+            listen: env.parse_or("RENDERFLEET_LISTEN", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            request_timeout: env.secs_or("RENDERFLEET_REQUEST_TIMEOUT_SECS", 10)?,
+            drain: env.secs_or("RENDERFLEET_DRAIN_SECS", 20)?,
+            output_url_ttl: env.secs_or("RENDERFLEET_OUTPUT_URL_TTL_SECS", 3600)?,
             sweep: crate::sweeper::SweepConfig {
-                every: Duration::from_secs_f64(parse(&get, "RENDERFLEET_SWEEP_SECS", 30.0)?),
-                unsent_after: Duration::from_secs_f64(parse(
-                    &get,
-                    "RENDERFLEET_SWEEP_AFTER_SECS",
-                    60.0,
-                )?),
-                lapsed_after: Duration::from_secs_f64(parse(
-                    &get,
-                    "RENDERFLEET_LAPSED_AFTER_SECS",
-                    120.0,
-                )?),
-                requeue_after: Duration::from_secs_f64(parse(
-                    &get,
-                    "RENDERFLEET_REQUEUE_AFTER_SECS",
-                    1800.0,
-                )?),
+                every: env.fractional_secs_or("RENDERFLEET_SWEEP_SECS", 30.0)?,
+                unsent_after: env.fractional_secs_or("RENDERFLEET_SWEEP_AFTER_SECS", 60.0)?,
+                lapsed_after: env.fractional_secs_or("RENDERFLEET_LAPSED_AFTER_SECS", 120.0)?,
+                requeue_after: env.fractional_secs_or("RENDERFLEET_REQUEUE_AFTER_SECS", 1800.0)?,
             },
         })
     }

@@ -8,8 +8,8 @@ use axum::ServiceExt as _;
 use job_server::sweeper::{self, SweepDeps};
 use job_server::{AppState, Config, Readiness, app};
 use renderfleet_core::aws::{DynamoStore, S3Media, SqsQueue};
-use renderfleet_core::ports::QueueDepth;
-use tokio::signal::unix::{SignalKind, signal};
+use renderfleet_core::edge::{self, LogFormat};
+use renderfleet_core::ports::{JobSource, QueueDepth};
 use tokio_util::sync::CancellationToken;
 
 /// Ready when the jobs table and the queue answer.
@@ -33,15 +33,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .init();
+    edge::init_tracing(LogFormat::Json, "info");
     let config = Config::from_env().context("job server configuration")?;
+    let (state, sweep) = connect(&config).await?;
+    let stop = CancellationToken::new();
+    let sweeper = tokio::spawn(sweeper::run(sweep, config.sweep.clone(), stop.clone()));
+    serve(state, &config, stop).await?;
+    let _ = sweeper.await;
+    tracing::info!("job server stopped");
+    Ok(())
+}
+
+/// The clients, built once: the API's state and the sweeper's.
+async fn connect(config: &Config) -> anyhow::Result<(AppState, SweepDeps)> {
     let sdk = renderfleet_core::aws::default_config("job-server").await;
     let store = Arc::new(DynamoStore::new(&sdk, &config.names.table));
     let queue = Arc::new(
@@ -51,11 +55,8 @@ async fn main() -> anyhow::Result<()> {
     );
     // The dead-letter queue is drained by the sweeper; a server that cannot find it still
     // serves, and says so.
-    let dead_letters: Option<Arc<dyn renderfleet_core::ports::JobSource>> = match SqsQueue::connect(
-        &sdk,
-        &config.names.dlq,
-    )
-    .await
+    let dead_letters: Option<Arc<dyn JobSource>> = match SqsQueue::connect(&sdk, &config.names.dlq)
+        .await
     {
         Ok(q) => Some(Arc::new(q)),
         Err(e) => {
@@ -63,7 +64,6 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
-    let media = Arc::new(S3Media::new(&sdk, &config.names.bucket));
     let state = AppState {
         ready: Arc::new(Dependencies {
             table: store.clone(),
@@ -73,20 +73,20 @@ async fn main() -> anyhow::Result<()> {
         queue: queue.clone(),
         keys: store.clone(),
         assets: store.clone(),
-        media,
+        media: Arc::new(S3Media::new(&sdk, &config.names.bucket)),
         config: Arc::new(config.clone()),
     };
-    let stop = CancellationToken::new();
-    let sweeper = tokio::spawn(sweeper::run(
-        SweepDeps {
-            work: store.clone(),
-            jobs: store,
-            queue,
-            dead_letters,
-        },
-        config.sweep.clone(),
-        stop.clone(),
-    ));
+    let sweep = SweepDeps {
+        work: store.clone(),
+        jobs: store,
+        queue,
+        dead_letters,
+    };
+    Ok((state, sweep))
+}
+
+/// Serves until SIGTERM, then stops the sweeper and drains requests in flight for a bounded time.
+async fn serve(state: AppState, config: &Config, stop: CancellationToken) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -96,11 +96,9 @@ async fn main() -> anyhow::Result<()> {
     let server = axum::serve(listener, app(state).into_make_service())
         .with_graceful_shutdown(async move { graceful.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
-    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         res = &mut server => return res.context("serving"),
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = edge::shutdown_signal() => {}
     }
     tracing::info!(
         drain_secs = drain.as_secs(),
@@ -108,10 +106,10 @@ async fn main() -> anyhow::Result<()> {
     );
     stop.cancel();
     match tokio::time::timeout(drain, server).await {
-        Ok(res) => res.context("serving")?,
-        Err(_) => tracing::warn!("drain timed out; exiting with requests in flight"),
+        Ok(res) => res.context("serving"),
+        Err(_) => {
+            tracing::warn!("drain timed out; exiting with requests in flight");
+            Ok(())
+        }
     }
-    let _ = sweeper.await;
-    tracing::info!("job server stopped");
-    Ok(())
 }

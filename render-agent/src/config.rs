@@ -80,125 +80,66 @@ pub struct Config {
     pub min_free_disk: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
-}
+pub use renderfleet_core::edge::ConfigError;
+use renderfleet_core::edge::{Settings, env_var};
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env_var)
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        fn parse<T: std::str::FromStr>(
-            get: &impl Fn(&str) -> Option<String>,
-            var: &'static str,
-            default: T,
-        ) -> Result<T, ConfigError>
-        where
-            T::Err: std::fmt::Display,
-        {
-            match get(var).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|e| ConfigError {
-                    var,
-                    message: format!("cannot parse {v:?}: {e}"),
-                }),
-            }
-        }
-        let secs = |var: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            Ok(Duration::from_secs(parse(&get, var, default)?))
-        };
-        let names = ResourceNames::from_lookup(&get)
-            .map_err(|(var, message)| ConfigError { var, message })?;
+        let env = Settings::new(&get);
+        let names = env.names()?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as u32)
             .unwrap_or(1);
-        let slots: u32 = parse(&get, "RENDERFLEET_SLOTS", (cores / 4).max(1))?;
+        let slots: u32 = env.parse_or("RENDERFLEET_SLOTS", (cores / 4).max(1))?;
         if slots == 0 || slots > 64 {
-            return Err(ConfigError {
-                var: "RENDERFLEET_SLOTS",
-                message: format!("must be 1..=64, got {slots}"),
-            });
+            return Err(ConfigError::new(
+                "RENDERFLEET_SLOTS",
+                format!("must be 1..=64, got {slots}"),
+            ));
         }
-        // Paths are made absolute here, once: the engine runs inside each job's work directory,
-        // where a relative path would name another file.
-        let path = |var: &'static str, default: &str| -> Result<PathBuf, ConfigError> {
-            let raw = get(var).filter(|v| !v.trim().is_empty());
-            let p = PathBuf::from(raw.as_deref().unwrap_or(default));
-            // A bare program name is looked up in PATH, not in the current directory.
-            if p.components().count() == 1 && !p.is_absolute() && !default.starts_with('/') {
-                return Ok(p);
-            }
-            std::path::absolute(&p).map_err(|e| ConfigError {
-                var,
-                message: format!("cannot make {} absolute: {e}", p.display()),
-            })
-        };
-        let engine = match get("RENDERFLEET_ENGINE").as_deref().map(str::trim) {
-            None | Some("") | Some("ffmpeg") => EngineKind::Ffmpeg,
-            Some("external") => EngineKind::External {
-                command: match get("RENDERFLEET_ENGINE_COMMAND").filter(|v| !v.trim().is_empty()) {
-                    Some(_) => path("RENDERFLEET_ENGINE_COMMAND", "")?,
-                    None => {
-                        return Err(ConfigError {
-                            var: "RENDERFLEET_ENGINE_COMMAND",
-                            message: "required with RENDERFLEET_ENGINE=external".into(),
-                        });
-                    }
-                },
-            },
-            Some(other) => {
-                return Err(ConfigError {
-                    var: "RENDERFLEET_ENGINE",
-                    message: format!("unknown engine {other:?}: use ffmpeg or external"),
-                });
-            }
-        };
-        let visibility = secs(
+        let visibility = env.secs_or(
             "RENDERFLEET_VISIBILITY_SECS",
             renderfleet_core::message::VISIBILITY_TIMEOUT_SECS,
         )?;
         if visibility < Duration::from_secs(6) {
-            return Err(ConfigError {
-                var: "RENDERFLEET_VISIBILITY_SECS",
-                message: "must be at least 6".into(),
-            });
+            return Err(ConfigError::new(
+                "RENDERFLEET_VISIBILITY_SECS",
+                "must be at least 6",
+            ));
         }
+        let instance_id = env.text("RENDERFLEET_INSTANCE_ID");
         Ok(Self {
             names,
-            instance_id: get("RENDERFLEET_INSTANCE_ID").filter(|v| !v.is_empty()),
+            watch_imds: env.parse_or("RENDERFLEET_WATCH_IMDS", instance_id.is_none())?,
+            instance_id,
             slots,
-            work_dir: path("RENDERFLEET_WORK_DIR", "/var/lib/renderfleet/work")?,
-            engine,
-            ffmpeg: path("RENDERFLEET_FFMPEG", "ffmpeg")?,
-            ffprobe: path("RENDERFLEET_FFPROBE", "ffprobe")?,
+            work_dir: path(&env, "RENDERFLEET_WORK_DIR", "/var/lib/renderfleet/work")?,
+            engine: engine(&env)?,
+            ffmpeg: path(&env, "RENDERFLEET_FFMPEG", "ffmpeg")?,
+            ffprobe: path(&env, "RENDERFLEET_FFPROBE", "ffprobe")?,
             font: path(
+                &env,
                 "RENDERFLEET_FONT",
                 "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
             )?,
-            heartbeat: secs("RENDERFLEET_HEARTBEAT_SECS", 10)?,
-            status_spread: secs("RENDERFLEET_STATUS_SPREAD_SECS", 300)?,
-            progress_every: secs("RENDERFLEET_PROGRESS_SECS", 2)?,
+            heartbeat: env.secs_or("RENDERFLEET_HEARTBEAT_SECS", 10)?,
+            status_spread: env.secs_or("RENDERFLEET_STATUS_SPREAD_SECS", 300)?,
+            progress_every: env.secs_or("RENDERFLEET_PROGRESS_SECS", 2)?,
             visibility,
-            poll_wait: secs("RENDERFLEET_POLL_WAIT_SECS", 5)?,
-            retry_backoff: secs("RENDERFLEET_RETRY_BACKOFF_SECS", 5)?,
-            termination_hook: get("RENDERFLEET_TERMINATION_HOOK").filter(|v| !v.trim().is_empty()),
-            launch_hook: get("RENDERFLEET_LAUNCH_HOOK").filter(|v| !v.trim().is_empty()),
-            watch_imds: parse(
-                &get,
-                "RENDERFLEET_WATCH_IMDS",
-                get("RENDERFLEET_INSTANCE_ID").is_none(),
-            )?,
-            drain_grace: secs("RENDERFLEET_DRAIN_GRACE_SECS", 110)?,
-            max_output_bytes: parse(&get, "RENDERFLEET_MAX_OUTPUT_BYTES", 4 << 30)?,
-            max_asset_bytes: parse(&get, "RENDERFLEET_MAX_ASSET_BYTES", 2 << 30)?,
-            timeout_base: secs("RENDERFLEET_TIMEOUT_BASE_SECS", 60)?,
-            timeout_per_unit: secs("RENDERFLEET_TIMEOUT_PER_UNIT_SECS", 10)?,
-            min_free_disk: parse(&get, "RENDERFLEET_MIN_FREE_DISK_BYTES", 1 << 30)?,
+            poll_wait: env.secs_or("RENDERFLEET_POLL_WAIT_SECS", 5)?,
+            retry_backoff: env.secs_or("RENDERFLEET_RETRY_BACKOFF_SECS", 5)?,
+            termination_hook: env.text("RENDERFLEET_TERMINATION_HOOK"),
+            launch_hook: env.text("RENDERFLEET_LAUNCH_HOOK"),
+            drain_grace: env.secs_or("RENDERFLEET_DRAIN_GRACE_SECS", 110)?,
+            max_output_bytes: env.parse_or("RENDERFLEET_MAX_OUTPUT_BYTES", 4 << 30)?,
+            max_asset_bytes: env.parse_or("RENDERFLEET_MAX_ASSET_BYTES", 2 << 30)?,
+            timeout_base: env.secs_or("RENDERFLEET_TIMEOUT_BASE_SECS", 60)?,
+            timeout_per_unit: env.secs_or("RENDERFLEET_TIMEOUT_PER_UNIT_SECS", 10)?,
+            min_free_disk: env.parse_or("RENDERFLEET_MIN_FREE_DISK_BYTES", 1 << 30)?,
         })
     }
 
@@ -216,6 +157,37 @@ impl Config {
         c.status_spread = Duration::ZERO;
         c.min_free_disk = 0;
         c
+    }
+}
+
+/// A path setting, made absolute once: the engine runs inside each job's work directory, where a
+/// relative path would name another file. A bare program name stays as it is, for `PATH` lookup.
+fn path(env: &Settings<'_>, var: &'static str, default: &str) -> Result<PathBuf, ConfigError> {
+    let p = PathBuf::from(env.text(var).as_deref().unwrap_or(default));
+    if p.components().count() == 1 && !p.is_absolute() && !default.starts_with('/') {
+        return Ok(p);
+    }
+    std::path::absolute(&p)
+        .map_err(|e| ConfigError::new(var, format!("cannot make {} absolute: {e}", p.display())))
+}
+
+/// `RENDERFLEET_ENGINE` and, for an external engine, `RENDERFLEET_ENGINE_COMMAND`.
+fn engine(env: &Settings<'_>) -> Result<EngineKind, ConfigError> {
+    match env.text("RENDERFLEET_ENGINE").as_deref() {
+        None | Some("ffmpeg") => Ok(EngineKind::Ffmpeg),
+        Some("external") => match env.text("RENDERFLEET_ENGINE_COMMAND") {
+            Some(_) => Ok(EngineKind::External {
+                command: path(env, "RENDERFLEET_ENGINE_COMMAND", "")?,
+            }),
+            None => Err(ConfigError::new(
+                "RENDERFLEET_ENGINE_COMMAND",
+                "required with RENDERFLEET_ENGINE=external",
+            )),
+        },
+        Some(other) => Err(ConfigError::new(
+            "RENDERFLEET_ENGINE",
+            format!("unknown engine {other:?}: use ffmpeg or external"),
+        )),
     }
 }
 

@@ -14,8 +14,9 @@ use render_agent::{Config, NoMetadata, run};
 use renderfleet_core::aws::{
     AsgFleet, CloudWatchMetrics, DynamoStore, ImdsWatch, S3Media, SqsQueue, SsmParameters,
 };
+use renderfleet_core::edge::{self, LogFormat};
+use renderfleet_core::events;
 use renderfleet_core::ports::TerminationNotice;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// Checks a rendered file in-process ([`mp4::summary`]): an MP4 with a duration, a video track
@@ -36,14 +37,7 @@ impl Prober for Mp4Check {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .init();
+    edge::init_tracing(LogFormat::Json, "info");
     let cfg = Config::from_env().context("agent configuration")?;
     let sdk = renderfleet_core::aws::default_config("render-agent").await;
     let instance = match &cfg.instance_id {
@@ -95,11 +89,8 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: draining"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: draining"),
-        }
+        let why = edge::shutdown_signal().await;
+        tracing::info!(event = events::AGENT_DRAINING, why, "{why}: draining");
         trigger.cancel();
     });
     if cfg.watch_imds {

@@ -38,32 +38,8 @@ pub struct Config {
     pub tick_lease: Duration,
 }
 
-/// A setting that is missing or malformed, named by its variable.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {message}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
-}
-
-/// Reads an optional variable and parses it, naming the variable on failure.
-pub fn var<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    match get(var) {
-        None => Ok(default),
-        Some(v) if v.trim().is_empty() => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e| ConfigError {
-            var,
-            message: format!("cannot parse {v:?}: {e}"),
-        }),
-    }
-}
+pub use renderfleet_core::edge::ConfigError;
+use renderfleet_core::edge::{Settings, env_var};
 
 /// Which variable holds each policy setting, for error messages.
 const POLICY_VARS: &[(&str, &str)] = &[
@@ -83,75 +59,71 @@ const POLICY_VARS: &[(&str, &str)] = &[
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(env_var)
     }
 
     /// Parses from any lookup (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let names = ResourceNames::from_lookup(&get)
-            .map_err(|(var, message)| ConfigError { var, message })?;
-        let d = PolicyConfig::default();
-        let worker_idle: Option<f64> = match get("RENDERFLEET_WORKER_IDLE_SECS") {
-            Some(v) if !v.trim().is_empty() => {
-                Some(var(&get, "RENDERFLEET_WORKER_IDLE_SECS", 0.0)?)
-            }
-            _ => d.worker_idle_secs,
-        };
-        let policy = PolicyConfig {
-            min_workers: var(&get, "RENDERFLEET_MIN_WORKERS", d.min_workers)?,
-            max_workers: var(&get, "RENDERFLEET_MAX_WORKERS", d.max_workers)?,
-            slots_per_worker: var(&get, "RENDERFLEET_SLOTS_PER_WORKER", d.slots_per_worker)?,
-            target_wait_secs: var(&get, "RENDERFLEET_TARGET_WAIT_SECS", d.target_wait_secs)?,
-            default_boot_secs: var(&get, "RENDERFLEET_BOOT_SECS", d.default_boot_secs)?,
-            tick_secs: var(&get, "RENDERFLEET_TICK_SECS", d.tick_secs)?,
-            scale_in_window_secs: var(
-                &get,
-                "RENDERFLEET_SCALE_IN_WINDOW_SECS",
-                d.scale_in_window_secs,
-            )?,
-            worker_idle_secs: worker_idle,
-            idle_to_zero_secs: var(&get, "RENDERFLEET_IDLE_TO_ZERO_SECS", d.idle_to_zero_secs)?,
-            min_billed_secs: var(&get, "RENDERFLEET_MIN_BILLED_SECS", d.min_billed_secs)?,
-            max_step_up: var(&get, "RENDERFLEET_MAX_STEP_UP", d.max_step_up)?,
-            max_step_down: var(&get, "RENDERFLEET_MAX_STEP_DOWN", d.max_step_down)?,
-            dry_run: var(&get, "RENDERFLEET_DRY_RUN", d.dry_run)?,
-        };
-        policy.validate().map_err(|message| {
-            let var = POLICY_VARS
-                .iter()
-                .find(|(field, _)| message.starts_with(field))
-                .map_or("RENDERFLEET_MAX_WORKERS", |(_, v)| v);
-            ConfigError { var, message }
-        })?;
-        let seconds_per_unit: f64 = var(&get, "RENDERFLEET_SECONDS_PER_UNIT", 1.0)?;
+        let env = Settings::new(&get);
+        let names = env.names()?;
+        let policy = policy(&env)?;
+        let seconds_per_unit: f64 = env.parse_or("RENDERFLEET_SECONDS_PER_UNIT", 1.0)?;
         if !(seconds_per_unit.is_finite() && seconds_per_unit > 0.0) {
-            return Err(ConfigError {
-                var: "RENDERFLEET_SECONDS_PER_UNIT",
-                message: format!("must be a positive number, got {seconds_per_unit}"),
-            });
+            return Err(ConfigError::new(
+                "RENDERFLEET_SECONDS_PER_UNIT",
+                format!("must be a positive number, got {seconds_per_unit}"),
+            ));
         }
-        let stale: u64 = var(&get, "RENDERFLEET_HEARTBEAT_STALE_SECS", 45)?;
-        let boot_timeout: u64 = var(&get, "RENDERFLEET_BOOT_TIMEOUT_SECS", 600)?;
-        let unhealthy_grace: u64 = var(&get, "RENDERFLEET_UNHEALTHY_GRACE_SECS", 120)?;
-        let hours: u64 = var(&get, "RENDERFLEET_DECISION_TTL_HOURS", 72)?;
-        let lease: u64 = var(&get, "RENDERFLEET_TICK_LEASE_SECS", 30)?;
-        if lease == 0 {
-            return Err(ConfigError {
-                var: "RENDERFLEET_TICK_LEASE_SECS",
-                message: "must be at least 1".into(),
-            });
+        let hours: u64 = env.parse_or("RENDERFLEET_DECISION_TTL_HOURS", 72)?;
+        let tick_lease = env.secs_or("RENDERFLEET_TICK_LEASE_SECS", 30)?;
+        if tick_lease.is_zero() {
+            return Err(ConfigError::new(
+                "RENDERFLEET_TICK_LEASE_SECS",
+                "must be at least 1",
+            ));
         }
         Ok(Self {
             names,
             policy,
             seconds_per_unit,
-            heartbeat_stale: Duration::from_secs(stale),
-            boot_timeout: Duration::from_secs(boot_timeout),
-            unhealthy_grace: Duration::from_secs(unhealthy_grace),
+            heartbeat_stale: env.secs_or("RENDERFLEET_HEARTBEAT_STALE_SECS", 45)?,
+            boot_timeout: env.secs_or("RENDERFLEET_BOOT_TIMEOUT_SECS", 600)?,
+            unhealthy_grace: env.secs_or("RENDERFLEET_UNHEALTHY_GRACE_SECS", 120)?,
             decision_ttl: Duration::from_secs(hours * 3600),
-            tick_lease: Duration::from_secs(lease),
+            tick_lease,
         })
     }
+}
+
+/// The policy, one variable per setting, validated; an invalid one is named by its variable.
+fn policy(env: &Settings<'_>) -> Result<PolicyConfig, ConfigError> {
+    let d = PolicyConfig::default();
+    let policy = PolicyConfig {
+        min_workers: env.parse_or("RENDERFLEET_MIN_WORKERS", d.min_workers)?,
+        max_workers: env.parse_or("RENDERFLEET_MAX_WORKERS", d.max_workers)?,
+        slots_per_worker: env.parse_or("RENDERFLEET_SLOTS_PER_WORKER", d.slots_per_worker)?,
+        target_wait_secs: env.parse_or("RENDERFLEET_TARGET_WAIT_SECS", d.target_wait_secs)?,
+        default_boot_secs: env.parse_or("RENDERFLEET_BOOT_SECS", d.default_boot_secs)?,
+        tick_secs: env.parse_or("RENDERFLEET_TICK_SECS", d.tick_secs)?,
+        scale_in_window_secs: env
+            .parse_or("RENDERFLEET_SCALE_IN_WINDOW_SECS", d.scale_in_window_secs)?,
+        worker_idle_secs: env
+            .parse("RENDERFLEET_WORKER_IDLE_SECS")?
+            .or(d.worker_idle_secs),
+        idle_to_zero_secs: env.parse_or("RENDERFLEET_IDLE_TO_ZERO_SECS", d.idle_to_zero_secs)?,
+        min_billed_secs: env.parse_or("RENDERFLEET_MIN_BILLED_SECS", d.min_billed_secs)?,
+        max_step_up: env.parse_or("RENDERFLEET_MAX_STEP_UP", d.max_step_up)?,
+        max_step_down: env.parse_or("RENDERFLEET_MAX_STEP_DOWN", d.max_step_down)?,
+        dry_run: env.parse_or("RENDERFLEET_DRY_RUN", d.dry_run)?,
+    };
+    policy.validate().map_err(|e| {
+        let var = POLICY_VARS
+            .iter()
+            .find(|(field, _)| *field == e.setting)
+            .map_or("RENDERFLEET_MAX_WORKERS", |(_, v)| v);
+        ConfigError::new(var, e.message)
+    })?;
+    Ok(policy)
 }
 
 #[cfg(test)]

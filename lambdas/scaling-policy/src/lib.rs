@@ -164,18 +164,26 @@ impl Default for PolicyConfig {
 
 impl PolicyConfig {
     /// Checks the settings against each other; the error names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidPolicy> {
+        let invalid =
+            |setting: &'static str, message: String| Err(InvalidPolicy { setting, message });
         if self.max_workers < self.min_workers {
-            return Err(format!(
-                "max_workers ({}) is below min_workers ({})",
-                self.max_workers, self.min_workers
-            ));
+            return invalid(
+                "max_workers",
+                format!(
+                    "max_workers ({}) is below min_workers ({})",
+                    self.max_workers, self.min_workers
+                ),
+            );
         }
         if self.slots_per_worker == 0 {
-            return Err("slots_per_worker must be at least 1".into());
+            return invalid(
+                "slots_per_worker",
+                "slots_per_worker must be at least 1".into(),
+            );
         }
         if self.max_step_up == 0 {
-            return Err("max_step_up must be at least 1".into());
+            return invalid("max_step_up", "max_step_up must be at least 1".into());
         }
         let non_negative = [
             ("target_wait_secs", self.target_wait_secs),
@@ -188,13 +196,61 @@ impl PolicyConfig {
         ];
         for (name, v) in non_negative {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!(
-                    "{name} must be a number of seconds, at least 0, got {v}"
-                ));
+                return invalid(
+                    name,
+                    format!("{name} must be a number of seconds, at least 0, got {v}"),
+                );
             }
         }
         Ok(())
     }
+}
+
+/// A policy setting out of range: which one (its field name), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidPolicy {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for InvalidPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InvalidPolicy {}
+
+/// One step of acting on a [`Decision`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Set the group's absolute desired capacity.
+    SetDesired(u32),
+    /// Retire these idle workers (each after a fresh look confirms it is still idle).
+    Retire(Vec<String>),
+}
+
+/// How a decision is acted on, given the group's desired capacity and the workers in service
+/// now: retire the chosen workers, or else set the desired capacity when it changed or when more
+/// workers serve than it (re-asserting an unchanged capacity is harmless, and lets the group
+/// remove instances whose protection was released after it last shrank). Nothing in a dry run.
+/// The scaler and the simulator both act through this.
+pub fn actions(
+    d: &Decision,
+    cfg: &PolicyConfig,
+    current_desired: u32,
+    in_service: u32,
+) -> Vec<Action> {
+    if cfg.dry_run {
+        return Vec::new();
+    }
+    if !d.retire.is_empty() {
+        return vec![Action::Retire(d.retire.clone())];
+    }
+    if d.desired != current_desired || in_service > d.desired {
+        return vec![Action::SetDesired(d.desired)];
+    }
+    Vec::new()
 }
 
 /// What the policy remembers between ticks. The scaler stores it durably.

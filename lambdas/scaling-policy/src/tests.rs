@@ -498,14 +498,14 @@ fn config_errors_name_the_setting() {
     }
     .validate()
     .unwrap_err();
-    assert!(e.contains("max_workers"), "{e}");
+    assert!(e.to_string().contains("max_workers"), "{e}");
     let e = PolicyConfig {
         target_wait_secs: -1.0,
         ..cfg()
     }
     .validate()
     .unwrap_err();
-    assert!(e.contains("target_wait_secs"), "{e}");
+    assert!(e.to_string().contains("target_wait_secs"), "{e}");
     assert!(serde_json::from_str::<PolicyConfig>(r#"{"max_workerz": 3}"#).is_err());
     let parsed: PolicyConfig = serde_json::from_str(r#"{"max_workers": 3}"#).unwrap();
     assert_eq!((parsed.max_workers, parsed.slots_per_worker), (3, 1));

@@ -155,7 +155,6 @@ fn main() -> anyhow::Result<()> {
         let cfg: PolicyConfig = serde_json::from_str(&text)
             .with_context(|| format!("{}: not a renderfleet policy config", path.display()))?;
         cfg.validate()
-            .map_err(anyhow::Error::msg)
             .with_context(|| format!("{}", path.display()))?;
         opts.renderfleet = cfg;
         opts.renderfleet_config_fixed = true;

@@ -7,11 +7,13 @@
 //! `run_slot` runs behind `lambda_runtime` and on the local stack's schedule.
 
 pub mod config;
+pub mod error;
 pub mod event;
 pub mod schedule;
 mod tick;
 
 pub use config::Config;
+pub use error::Error;
 pub use schedule::{Ran, run_slot, slot_of};
 pub use tick::{
     Deps, HealthSource, LastHealth, ObservationSummary, TickReport, on_lifecycle, tick,

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{LambdaEvent, service_fn};
 use renderfleet_core::aws::{AsgFleet, CloudWatchMetrics, DynamoStore, SqsQueue, SsmParameters};
 use renderfleet_core::clock::now_ms;
+use renderfleet_core::edge::{self, LogFormat};
 use scaler::{Config, Deps, Ran, event, on_lifecycle, run_slot, slot_of};
 use serde_json::Value;
 
@@ -32,7 +33,7 @@ enum Command {
     /// EventBridge schedule).
     Loop {
         /// Time between ticks, e.g. 2s or 500ms.
-        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = edge::parse_duration)]
         interval: Duration,
     },
     /// Tick once and print the report as JSON.
@@ -41,27 +42,17 @@ enum Command {
     Lambda,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| s.split_at(i));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?} (try 2s or 500ms)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        _ => return Err(format!("unknown unit in {s:?}: use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    init_tracing(lambda);
+    // Under Lambda, CloudWatch Logs adds its own timestamps.
+    let format = if lambda {
+        LogFormat::JsonUntimed
+    } else {
+        LogFormat::Json
+    };
+    edge::init_tracing(format, "info");
     let config = Config::from_env().context("scaler configuration")?;
     let serve = matches!(cli.command, Some(Command::Lambda)) || (lambda && cli.command.is_none());
     let deps = build_deps(&config, serve).await?;
@@ -78,21 +69,6 @@ async fn main() -> anyhow::Result<()> {
         },
         Some(Command::Loop { interval }) => run_loop(deps, config, interval, holder).await,
         Some(Command::Lambda) => unreachable!("served above"),
-    }
-}
-
-fn init_tracing(lambda: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .json()
-        .flatten_event(true);
-    if lambda {
-        // CloudWatch Logs adds its own timestamps.
-        builder.without_time().init();
-    } else {
-        builder.init();
     }
 }
 
@@ -140,7 +116,7 @@ async fn invoke(
     config: &Config,
     holder: &str,
     payload: &Value,
-) -> anyhow::Result<Value> {
+) -> Result<Value, scaler::Error> {
     match event::classify(payload)? {
         event::Invocation::Lifecycle(ev) => {
             on_lifecycle(deps, config, &ev).await;
@@ -158,12 +134,8 @@ async fn invoke(
                 match run_slot(deps, config, slot, holder, &now_ms).await {
                     Ok(ran) => out.push(summary(&ran)),
                     Err(e) => {
-                        tracing::warn!(
-                            error = format!("{e:#}"),
-                            slot,
-                            "tick failed; the next slot retries"
-                        );
-                        out.push(serde_json::json!({ "error": format!("{e:#}") }));
+                        tracing::warn!(error = %e, slot, "tick failed; the next slot retries");
+                        out.push(serde_json::json!({ "error": e.to_string() }));
                     }
                 }
             }
@@ -180,6 +152,9 @@ fn summary(ran: &Ran) -> Value {
     }
 }
 
+/// Serves invocations. A failure fails the invocation with an error type that says whether a
+/// retry can help: `Retryable` (throttling, a timeout: Lambda's retry may succeed) or `Permanent`
+/// (a missing table, a bad setting, an event we do not handle: fix the cause).
 async fn serve_lambda(deps: Deps, config: Config, holder: String) -> anyhow::Result<()> {
     let deps = &deps;
     let config = &config;
@@ -187,7 +162,20 @@ async fn serve_lambda(deps: Deps, config: Config, holder: String) -> anyhow::Res
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         invoke(deps, config, holder, &ev.payload)
             .await
-            .map_err(|e| lambda_runtime::Error::from(format!("{e:#}")))
+            .map_err(|e| {
+                let error_type = if e.is_retryable() {
+                    "Retryable"
+                } else {
+                    "Permanent"
+                };
+                if !e.is_retryable() {
+                    tracing::error!(error = %e, "invocation failed; a retry would not help");
+                }
+                lambda_runtime::Diagnostic {
+                    error_type: error_type.into(),
+                    error_message: e.to_string(),
+                }
+            })
     }))
     .await
     .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
@@ -199,7 +187,7 @@ async fn run_loop(
     interval: Duration,
     holder: String,
 ) -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut stop = std::pin::pin!(edge::shutdown_signal());
     let mut timer = tokio::time::interval(interval);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(interval_ms = interval.as_millis() as u64, env = %config.names.env, "scaler loop started");
@@ -214,8 +202,7 @@ async fn run_loop(
                     Err(e) => tracing::warn!(error = format!("{e:#}"), "tick failed; the next one retries"),
                 }
             }
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut stop => break,
         }
     }
     tracing::info!("scaler loop stopped");

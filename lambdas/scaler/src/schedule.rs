@@ -46,7 +46,7 @@ pub async fn run_slot(
     slot: Option<u64>,
     holder: &str,
     clock: &(dyn Fn() -> EpochMillis + Sync),
-) -> anyhow::Result<Ran> {
+) -> crate::error::Result<Ran> {
     let now = clock();
     let slot = slot.map(|s| s.max(slot_of(cfg, now)));
     let until = now + cfg.tick_lease.as_millis() as EpochMillis;

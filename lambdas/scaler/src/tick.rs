@@ -22,11 +22,13 @@ use renderfleet_core::ports::{
     ScalerMemory, StatusCleanup, TickLease, TickQueue,
 };
 use scaling_policy::{
-    Booting, Decision, History, Observation, Running, Waiting, Worker, decide, smoothed_boot_secs,
+    Action, Booting, Decision, History, Observation, Running, Waiting, Worker, actions, decide,
+    smoothed_boot_secs,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::Config;
+use crate::error::{Error, Result};
 
 /// The last liveness view read successfully, kept between ticks of one process (a warm Lambda
 /// or the local loop), with when it was read.
@@ -252,10 +254,52 @@ async fn observe_health(deps: &Deps, now: EpochMillis) -> HealthView {
     }
 }
 
+/// What a tick observed: the inputs of the decision and of the actions that follow it.
+struct Observed {
+    active: Vec<ActiveJob>,
+    fleet: FleetState,
+    state: ScalerState,
+    seen: Seeing,
+    obs: Observation,
+    counts: Counts,
+    health: HealthReport,
+}
+
+/// What acting on a decision did.
+#[derive(Default)]
+struct Acted {
+    acted: bool,
+    retired: Vec<String>,
+    replaced: Vec<String>,
+}
+
 /// Runs one observe-decide-act step at `now`. Idempotent: it sets an absolute capacity and
 /// retires only instances still idle, so a retried or doubled tick does no harm.
-pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result<TickReport> {
+pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> Result<TickReport> {
     let started = std::time::Instant::now();
+    let mut seen = observe(deps, cfg, now).await?;
+    let decision = decide_within_bounds(&seen, cfg, now);
+    let acted = act(deps, cfg, &mut seen, &decision, now).await?;
+    seen.state.history = decision.history.clone();
+    let report = TickReport {
+        at: now,
+        observation: ObservationSummary::from(&seen.obs),
+        counts: seen.counts,
+        health: seen.health,
+        decision,
+        acted: acted.acted,
+        retired: acted.retired,
+        replaced: acted.replaced,
+        dry_run: cfg.policy.dry_run,
+        took_ms: started.elapsed().as_millis() as u64,
+    };
+    record(deps, cfg, &report, &seen.state, now).await?;
+    Ok(report)
+}
+
+/// Reads the jobs, the group, the scaler's memory, the agents' liveness and the queue, and
+/// turns them into the policy's observation.
+async fn observe(deps: &Deps, cfg: &Config, now: EpochMillis) -> Result<Observed> {
     let (active, fleet, stored) = tokio::try_join!(
         deps.work.active_jobs(),
         deps.fleet.describe(),
@@ -277,17 +321,41 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
     };
     let spu = seconds_per_unit(&health.beats, cfg.seconds_per_unit);
     let mut seen = Seeing::new(&mut state, &fleet, &health, &active, cfg, now);
-    let mut health_report = health.report;
-    health_report.stale = seen.stale.len() as u32;
-    health_report.leased = seen.leased;
-    health_report.breaker = seen.hold_replacements(fleet.in_service().count());
-
+    let mut report = health.report;
+    report.stale = seen.stale.len() as u32;
+    report.leased = seen.leased;
+    report.breaker = seen.hold_replacements(fleet.in_service().count());
     let mut obs = Observation {
         current_desired: fleet.desired,
         boot_secs: state.boot_secs,
         ..Observation::default()
     };
-    for j in &active {
+    add_jobs(&mut obs, &active, spu, now);
+    obs.workers = std::mem::take(&mut seen.workers);
+    obs.booting = std::mem::take(&mut seen.booting);
+    let counts = Counts {
+        queue,
+        in_service: fleet.in_service().count() as u32,
+        booting: obs.booting.len() as u32,
+        busy: obs.busy_workers(),
+        retiring: seen.retiring.len() as u32,
+        seconds_per_unit: spu,
+    };
+    Ok(Observed {
+        active,
+        fleet,
+        state,
+        seen,
+        obs,
+        counts,
+        health: report,
+    })
+}
+
+/// The waiting and running jobs as the policy sees them, with render times estimated at `spu`
+/// seconds per work unit.
+fn add_jobs(obs: &mut Observation, active: &[ActiveJob], spu: f64, now: EpochMillis) {
+    for j in active {
         let est = (j.est_work * spu).max(0.0);
         match j.state {
             JobState::Queued => obs.waiting.push(Waiting {
@@ -300,66 +368,58 @@ pub async fn tick(deps: &Deps, cfg: &Config, now: EpochMillis) -> anyhow::Result
             _ => {}
         }
     }
-    obs.workers = std::mem::take(&mut seen.workers);
-    obs.booting = std::mem::take(&mut seen.booting);
-    let counts = Counts {
-        queue,
-        in_service: fleet.in_service().count() as u32,
-        booting: obs.booting.len() as u32,
-        busy: obs.busy_workers(),
-        retiring: seen.retiring.len() as u32,
-        seconds_per_unit: spu,
-    };
+}
 
-    let mut decision = decide(&obs, &cfg.policy, &state.history, now);
-    // The group refuses a desired capacity outside its own bounds, which may differ from the
-    // policy's (an operator edited the group).
-    let bounded = decision.desired.clamp(fleet.min, fleet.max.max(fleet.min));
+/// The policy's decision, with the desired capacity held within the group's own bounds: the
+/// group refuses one outside them, and they may differ from the policy's (an operator edited
+/// the group).
+fn decide_within_bounds(o: &Observed, cfg: &Config, now: EpochMillis) -> Decision {
+    let mut decision = decide(&o.obs, &cfg.policy, &o.state.history, now);
+    let bounded = decision
+        .desired
+        .clamp(o.fleet.min, o.fleet.max.max(o.fleet.min));
     if bounded != decision.desired {
         tracing::warn!(
             policy = decision.desired,
-            group_min = fleet.min,
-            group_max = fleet.max,
+            group_min = o.fleet.min,
+            group_max = o.fleet.max,
             "desired capacity outside the group's bounds; clamped"
         );
         decision.desired = bounded;
     }
-    let dry_run = cfg.policy.dry_run;
-    let mut acted = false;
-    let mut retired = Vec::new();
-    let mut replaced = Vec::new();
-    if !dry_run {
-        replaced = replace(deps, &seen.stale, &active, now).await;
-        finish_retiring(deps, &seen.retiring).await;
-        if decision.retire.is_empty() {
-            // Re-asserting an unchanged capacity is harmless, and lets the group remove
-            // instances whose protection was released after it last shrank.
-            if decision.desired != fleet.desired || counts.in_service > decision.desired {
-                deps.fleet.set_desired(decision.desired).await?;
-                acted = true;
-            }
-        } else {
-            retired = retire(deps, &decision, now).await?;
-            acted = !retired.is_empty();
-        }
-        clean_status_board(deps, &mut state, &fleet, now).await;
-    }
-    state.history = decision.history.clone();
+    decision
+}
 
-    let report = TickReport {
-        at: now,
-        observation: ObservationSummary::from(&obs),
-        counts,
-        health: health_report,
-        decision,
-        acted,
-        retired,
-        replaced,
-        dry_run,
-        took_ms: started.elapsed().as_millis() as u64,
-    };
-    record(deps, cfg, &report, &state, now).await?;
-    Ok(report)
+/// Replaces dead workers, retries retirements under way, acts on the decision
+/// ([`scaling_policy::actions`]) and cleans the status board. Nothing in a dry run.
+async fn act(
+    deps: &Deps,
+    cfg: &Config,
+    o: &mut Observed,
+    decision: &Decision,
+    now: EpochMillis,
+) -> Result<Acted> {
+    let mut out = Acted::default();
+    if cfg.policy.dry_run {
+        return Ok(out);
+    }
+    out.replaced = replace(deps, &o.seen.stale, &o.active, now).await;
+    finish_retiring(deps, &o.seen.retiring).await;
+    let in_service = o.counts.in_service;
+    for action in actions(decision, &cfg.policy, o.fleet.desired, in_service) {
+        match action {
+            Action::SetDesired(n) => {
+                deps.fleet.set_desired(n).await?;
+                out.acted = true;
+            }
+            Action::Retire(chosen) => {
+                out.retired = retire(deps, &chosen, now).await?;
+                out.acted = !out.retired.is_empty();
+            }
+        }
+    }
+    clean_status_board(deps, &mut o.state, &o.fleet, now).await;
+    Ok(out)
 }
 
 /// Logs the tick, keeps it in the decision history and publishes its metrics. The decision
@@ -371,8 +431,11 @@ async fn record(
     report: &TickReport,
     state: &ScalerState,
     now: EpochMillis,
-) -> anyhow::Result<()> {
-    let json = serde_json::to_string(report)?;
+) -> Result<()> {
+    let json = serde_json::to_string(report).map_err(|source| Error::Encode {
+        what: "tick report",
+        source,
+    })?;
     tracing::info!(
         target: "renderfleet::decision",
         tick = %json,
@@ -382,7 +445,10 @@ async fn record(
         took_ms = report.took_ms,
         "scaler tick"
     );
-    let state_json = serde_json::to_string(state)?;
+    let state_json = serde_json::to_string(state).map_err(|source| Error::Encode {
+        what: "scaler state",
+        source,
+    })?;
     let metrics = metrics_of(report);
     let (saved, recorded, published) = tokio::join!(
         deps.memory.save_state(&state_json),
@@ -524,10 +590,10 @@ pub async fn on_lifecycle(deps: &Deps, cfg: &Config, ev: &crate::event::Lifecycl
 /// protected from scale-in, so the group itself never picks a victim; and
 /// TerminateInstanceInAutoScalingGroup ignores protection, so protection could not close this
 /// race anyway.)
-async fn retire(deps: &Deps, decision: &Decision, now: EpochMillis) -> anyhow::Result<Vec<String>> {
+async fn retire(deps: &Deps, chosen: &[String], now: EpochMillis) -> Result<Vec<String>> {
     let fresh = deps.fleet.describe().await?;
     let mut retired = Vec::new();
-    for id in &decision.retire {
+    for id in chosen {
         let still_in_service = fresh
             .instances
             .iter()
@@ -561,7 +627,65 @@ async fn retire(deps: &Deps, decision: &Decision, now: EpochMillis) -> anyhow::R
 /// wait could count a termination the group has not yet shown twice).
 const RETIRE_RETRY_MS: EpochMillis = 60_000;
 
+/// What every instance of one tick is judged by.
+struct SeeContext<'a> {
+    /// Instances some running job's lease names as still alive, with how many such jobs.
+    leased: BTreeMap<&'a str, u32>,
+    /// Whether the liveness view was read this tick.
+    trusted: bool,
+}
+
+/// A worker counted as busy: never retired.
+fn busy_worker(id: &str, jobs: u32, age_secs: f64) -> Worker {
+    Worker {
+        id: id.to_owned(),
+        jobs,
+        protected: true,
+        idle_secs: None,
+        age_secs,
+    }
+}
+
+/// Forgets instances that left the group, and queues their status parameters for deletion.
+fn forget_departed(state: &mut ScalerState, fleet: &FleetState) {
+    let departed: Vec<String> = state
+        .instances
+        .keys()
+        .filter(|id| !fleet.instances.iter().any(|i| &i.id == *id))
+        .cloned()
+        .collect();
+    for id in departed {
+        state.instances.remove(&id);
+        if !state.status_cleanup.contains(&id) {
+            state.status_cleanup.push(id);
+        }
+    }
+}
+
+/// Instances some running job's lease names as still alive, with how many such jobs.
+fn leased_instances(active: &[ActiveJob], now: EpochMillis) -> BTreeMap<&str, u32> {
+    active
+        .iter()
+        .filter(|j| j.state == JobState::Running && j.lease_until.is_some_and(|l| l > now))
+        .filter_map(|j| j.instance_id.as_deref())
+        .fold(BTreeMap::new(), |mut m, id| {
+            *m.entry(id).or_default() += 1;
+            m
+        })
+}
+
+/// Measures an instance's boot time from its agent's first heartbeat, once, and only when the
+/// scaler saw the launch: an agent that started before the scaler first looked tells nothing.
+fn measure_boot(seen: &mut Seen, hb: &Heartbeat, boot_secs: &mut Option<f64>) {
+    if !seen.measured && hb.started_at > seen.first_seen {
+        seen.measured = true;
+        let sample = secs_between(seen.first_seen, hb.started_at);
+        *boot_secs = Some(smoothed_boot_secs(*boot_secs, sample));
+    }
+}
+
 /// The fleet as the policy sees it, and the bookkeeping that goes with it.
+#[derive(Default)]
 struct Seeing {
     workers: Vec<Worker>,
     booting: Vec<Booting>,
@@ -584,36 +708,12 @@ impl Seeing {
         cfg: &Config,
         now: EpochMillis,
     ) -> Self {
-        let departed: Vec<String> = state
-            .instances
-            .keys()
-            .filter(|id| !fleet.instances.iter().any(|i| &i.id == *id))
-            .cloned()
-            .collect();
-        for id in departed {
-            state.instances.remove(&id);
-            if !state.status_cleanup.contains(&id) {
-                state.status_cleanup.push(id);
-            }
-        }
-        // Instances some running job's lease names as still alive.
-        let leased: BTreeMap<&str, u32> = active
-            .iter()
-            .filter(|j| j.state == JobState::Running && j.lease_until.is_some_and(|l| l > now))
-            .filter_map(|j| j.instance_id.as_deref())
-            .fold(BTreeMap::new(), |mut m, id| {
-                *m.entry(id).or_default() += 1;
-                m
-            });
-        let trusted = health.trusted();
-        let stale_ms = cfg.heartbeat_stale.as_millis() as i64;
-        let mut out = Self {
-            workers: Vec::new(),
-            booting: Vec::new(),
-            stale: Vec::new(),
-            leased: 0,
-            retiring: Vec::new(),
+        forget_departed(state, fleet);
+        let ctx = SeeContext {
+            leased: leased_instances(active, now),
+            trusted: health.trusted(),
         };
+        let mut out = Self::default();
         let mut condemned = BTreeSet::new();
         for inst in &fleet.instances {
             let seen = state.instances.entry(inst.id.clone()).or_insert(Seen {
@@ -624,20 +724,18 @@ impl Seeing {
             let last = health.beats.get(&inst.id);
             if let Some(at) = last.and_then(|hb| hb.retiring) {
                 // Being retired: neither capacity nor a candidate for anything else.
-                if inst.lifecycle == Lifecycle::InService && trusted && now - at > RETIRE_RETRY_MS {
+                if inst.lifecycle == Lifecycle::InService
+                    && ctx.trusted
+                    && now - at > RETIRE_RETRY_MS
+                {
                     out.retiring.push(inst.id.clone());
                 }
                 continue;
             }
             // An old view is used as it is: only a fresh one can show a heartbeat went stale.
-            let beat = last.filter(|hb| !trusted || now - hb.ts <= stale_ms);
-            let busy_worker = |jobs: u32| Worker {
-                id: inst.id.clone(),
-                jobs,
-                protected: true,
-                idle_secs: None,
-                age_secs,
-            };
+            let stale_ms = cfg.heartbeat_stale.as_millis() as i64;
+            let beat = last.filter(|hb| !ctx.trusted || now - hb.ts <= stale_ms);
+            let w = |jobs: u32| busy_worker(&inst.id, jobs, age_secs);
             match (&inst.lifecycle, beat) {
                 (Lifecycle::InService, Some(hb))
                     if hb.state == AgentState::Unhealthy
@@ -645,35 +743,19 @@ impl Seeing {
                 {
                     tracing::warn!(instance = %inst.id, reason = ?hb.reason, "agent unhealthy past its grace");
                     condemned.insert(inst.id.clone());
-                    out.workers.push(busy_worker(hb.jobs.len() as u32));
+                    out.workers.push(w(hb.jobs.len() as u32));
                 }
                 (Lifecycle::InService, None)
                     if last.is_some() || age_secs > cfg.boot_timeout.as_secs_f64() =>
                 {
-                    if let Some(&jobs) = leased.get(inst.id.as_str()) {
-                        // Silent, yet its job's lease is renewed: the liveness write lags, the
-                        // worker does not. Busy.
-                        tracing::info!(instance = %inst.id, "heartbeat stale but a job lease is alive; not replacing");
-                        out.leased += 1;
-                        out.workers.push(busy_worker(jobs));
-                    } else {
-                        tracing::warn!(instance = %inst.id, "agent heartbeat stale or never reported");
-                        condemned.insert(inst.id.clone());
-                        out.workers.push(busy_worker(0));
-                    }
+                    out.silent(&inst.id, age_secs, &ctx, &mut condemned)
                 }
                 (Lifecycle::Pending, _) => out.booting.push(Booting {
                     id: inst.id.clone(),
                     age_secs,
                 }),
                 (Lifecycle::InService, Some(hb)) => {
-                    // Measured only when the scaler saw the launch: an agent that started
-                    // before the scaler first looked tells nothing about boot time.
-                    if !seen.measured && hb.started_at > seen.first_seen {
-                        seen.measured = true;
-                        let sample = secs_between(seen.first_seen, hb.started_at);
-                        state.boot_secs = Some(smoothed_boot_secs(state.boot_secs, sample));
-                    }
+                    measure_boot(seen, hb, &mut state.boot_secs);
                     out.workers.push(Worker {
                         id: inst.id.clone(),
                         jobs: hb.jobs.len() as u32,
@@ -683,36 +765,60 @@ impl Seeing {
                         // Retire only on a view read this tick.
                         idle_secs: hb
                             .idle_since
-                            .filter(|_| trusted)
+                            .filter(|_| ctx.trusted)
                             .map(|t| secs_between(t, now)),
                         age_secs,
                     });
                 }
-                (Lifecycle::InService, None) => {
-                    if let Some(&jobs) = leased.get(inst.id.as_str()) {
-                        // Never reported, yet a job's lease names it: busy.
-                        out.workers.push(busy_worker(jobs));
-                    } else if !trusted {
-                        // Without a fresh view nothing is known: counted, never retired.
-                        out.workers.push(Worker {
-                            protected: false,
-                            ..busy_worker(0)
-                        });
-                    } else {
-                        out.booting.push(Booting {
-                            id: inst.id.clone(),
-                            age_secs,
-                        });
-                    }
-                }
+                (Lifecycle::InService, None) => out.unreported(&inst.id, age_secs, &ctx),
                 // Leaving or parked: neither capacity nor cost the policy can change.
                 (Lifecycle::Terminating | Lifecycle::Other(_), _) => {}
             }
         }
-        if trusted {
+        if ctx.trusted {
             out.stale = condemned.into_iter().collect();
         }
         out
+    }
+
+    /// An in-service worker whose heartbeat went stale, or that never reported within the boot
+    /// timeout: replaced, unless a job's lease it holds is still renewed (the liveness write
+    /// lags, the worker does not).
+    fn silent(
+        &mut self,
+        id: &str,
+        age_secs: f64,
+        ctx: &SeeContext<'_>,
+        condemned: &mut BTreeSet<String>,
+    ) {
+        if let Some(&jobs) = ctx.leased.get(id) {
+            tracing::info!(instance = %id, "heartbeat stale but a job lease is alive; not replacing");
+            self.leased += 1;
+            self.workers.push(busy_worker(id, jobs, age_secs));
+        } else {
+            tracing::warn!(instance = %id, "agent heartbeat stale or never reported");
+            condemned.insert(id.to_owned());
+            self.workers.push(busy_worker(id, 0, age_secs));
+        }
+    }
+
+    /// An in-service worker that has not reported yet, within the boot timeout.
+    fn unreported(&mut self, id: &str, age_secs: f64, ctx: &SeeContext<'_>) {
+        if let Some(&jobs) = ctx.leased.get(id) {
+            // Never reported, yet a job's lease names it: busy.
+            self.workers.push(busy_worker(id, jobs, age_secs));
+        } else if !ctx.trusted {
+            // Without a fresh view nothing is known: counted, never retired.
+            self.workers.push(Worker {
+                protected: false,
+                ..busy_worker(id, 0, age_secs)
+            });
+        } else {
+            self.booting.push(Booting {
+                id: id.to_owned(),
+                age_secs,
+            });
+        }
     }
 
     /// The breaker: when more workers look dead at once than a real failure would kill (more

@@ -2,7 +2,7 @@
 //! observe and acted on the way `lambdas/scaler/src/tick.rs` acts.
 
 use scaling_policy::{
-    Booting, History, Observation, PolicyConfig, Running, Waiting, Worker, decide,
+    Action, Booting, History, Observation, PolicyConfig, Running, Waiting, Worker, actions, decide,
     smoothed_boot_secs,
 };
 
@@ -93,21 +93,22 @@ impl Policy for Renderfleet {
     fn wake(&mut self, w: &mut World) -> Option<Millis> {
         let obs = self.observe(w);
         let d = decide(&obs, &self.cfg, &self.history, w.now);
-        if !self.cfg.dry_run {
-            if d.retire.is_empty() {
-                if d.desired != w.desired() || w.ready() > d.desired {
-                    w.set_desired(d.desired, Victims::AsgDefault);
+        for action in actions(&d, &self.cfg, w.desired(), w.ready()) {
+            match action {
+                Action::SetDesired(n) => {
+                    w.set_desired(n, Victims::AsgDefault);
                 }
-            } else {
-                for label in &d.retire {
-                    let id = label
-                        .strip_prefix("i-")
-                        .and_then(|n| n.parse::<u32>().ok())
-                        .expect("labels are i-NNNNNNN");
-                    // A fresh look: a chosen worker that became busy is spared.
-                    let inst = w.instance(id);
-                    if inst.state == InstanceState::Ready && !inst.protected(&w.fleet) {
-                        w.terminate(id, true);
+                Action::Retire(labels) => {
+                    for label in &labels {
+                        let id = label
+                            .strip_prefix("i-")
+                            .and_then(|n| n.parse::<u32>().ok())
+                            .expect("labels are i-NNNNNNN");
+                        // A fresh look: a chosen worker that became busy is spared.
+                        let inst = w.instance(id);
+                        if inst.state == InstanceState::Ready && !inst.protected(&w.fleet) {
+                            w.terminate(id, true);
+                        }
                     }
                 }
             }

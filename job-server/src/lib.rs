@@ -3,13 +3,15 @@
 //! Layout: [`config`] parses the environment once; [`app`] builds the router from an [`AppState`]
 //! of narrow traits (DynamoDB, SQS and S3 in production, in-memory fakes in tests); [`error`] is
 //! the one error type every handler returns and the JSON body every error has; [`auth`] resolves a
-//! bearer key to its tenant; `routes` holds the handlers per resource.
+//! bearer key to its tenant; [`submit`] accepts jobs (validate, check assets, store, enqueue)
+//! without HTTP; `routes` holds the handlers per resource.
 
 pub mod auth;
 pub mod config;
 pub mod context;
 pub mod error;
 mod routes;
+pub mod submit;
 pub mod sweeper;
 mod views;
 

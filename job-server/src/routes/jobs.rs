@@ -12,25 +12,20 @@ use renderfleet_core::api::{BatchItem, BatchResponse, ErrorBody, JobList};
 use renderfleet_core::clock::now_ms;
 use renderfleet_core::ids::JobId;
 use renderfleet_core::job::{Job, JobState};
-use renderfleet_core::message::JobMessage;
-use renderfleet_core::ports::{CancelOutcome, Created, Idempotency, ListQuery};
-use renderfleet_core::spec::{AssetUse, JobSpec, SpecError};
+use renderfleet_core::ports::{CancelOutcome, ListQuery};
+use renderfleet_core::spec::{JobSpec, SpecError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::JsonBody;
 use crate::auth::Tenant;
 use crate::error::ApiError;
+use crate::submit::{self, MAX_BATCH};
 use crate::views::{Json, job_view};
 use crate::{AppState, Shared};
 
-/// Jobs in one batch request, at most.
-pub const MAX_BATCH: usize = 10;
 /// Longest `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-/// How long an idempotency key is remembered.
-const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -81,57 +76,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(s.to_owned()))
 }
 
-/// The hash two requests share exactly when their specs are the same (after parsing, so
-/// whitespace and key order do not matter).
-fn spec_hash(spec: &JobSpec) -> String {
-    hex::encode(Sha256::digest(
-        serde_json::to_vec(spec).expect("a spec always serializes"),
-    ))
-}
-
-/// Checks that every asset the spec references is the caller's, uploaded, and of a type that
-/// fits where it is used. The error names the field.
-async fn check_assets(state: &AppState, tenant: &str, spec: &JobSpec) -> Result<(), ApiError> {
-    for (field, id, used) in spec.asset_refs() {
-        let asset = state
-            .assets
-            .get_asset(id)
-            .await?
-            .filter(|a| a.tenant == tenant)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "unknown_asset",
-                    &field,
-                    format!("asset {id} does not exist"),
-                )
-            })?;
-        let fits = match used {
-            AssetUse::Image => asset.content_type.starts_with("image/"),
-            AssetUse::Video => asset.content_type == "video/mp4",
-            AssetUse::Audio => asset.content_type.starts_with("audio/"),
-        };
-        if !fits {
-            return Err(ApiError::invalid(
-                "wrong_asset_type",
-                &field,
-                format!(
-                    "asset {id} is {}, which cannot be used here",
-                    asset.content_type
-                ),
-            ));
-        }
-        let uploaded = state.media.head(&asset.key).await?;
-        if uploaded.is_none() {
-            return Err(ApiError::invalid(
-                "asset_not_uploaded",
-                &field,
-                format!("asset {id} has not been uploaded yet"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// `POST /v1/jobs`: validate, store, enqueue; 202 with the job and its `Location`.
 ///
 /// The job is written before it is enqueued. If the process dies in between, or the queue
@@ -159,79 +103,9 @@ pub(crate) async fn submit(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let spec = JobSpec::from_json(&body).map_err(ApiError::Invalid)?;
-    check_assets(&state, &tenant.0, &spec).await?;
-    let now = now_ms();
-    let job = Job::new(JobId::generate(), &tenant.0, spec, now);
-    let idem = key.map(|key| Idempotency {
-        tenant: tenant.0.clone(),
-        key,
-        body_hash: spec_hash(&job.spec),
-        expires_at: now + IDEMPOTENCY_TTL_MS,
-    });
-    match state.jobs.create(&job, idem.as_ref()).await? {
-        Created::New => {
-            renderfleet_core::failpoint("after_job_write");
-            enqueue(&state, &job).await;
-            let view = job_view(&state, job, false).await?;
-            Ok((StatusCode::ACCEPTED, location(&view.id), Json(view)).into_response())
-        }
-        Created::Existing { job_id, body_hash } => {
-            let idem = idem.expect("only an idempotent create finds an existing record");
-            if body_hash != idem.body_hash {
-                return Err(ApiError::invalid(
-                    "idempotency_key_reused",
-                    "Idempotency-Key",
-                    "this key was used with a different request body",
-                ));
-            }
-            let existing = match state.jobs.get(&job_id).await? {
-                Some(existing) => existing,
-                // The request that wrote the key stopped before storing its job (or is storing
-                // it now): store this identical one under the recorded id. One of the two puts
-                // wins; whoever stores the job enqueues it.
-                None => {
-                    let resumed = Job {
-                        id: job_id.clone(),
-                        ..job
-                    };
-                    match state.jobs.create(&resumed, None).await {
-                        Ok(_) => {
-                            tracing::warn!(job_id = %job_id, "stored a job whose idempotency key was recorded without it");
-                            enqueue(&state, &resumed).await;
-                            resumed
-                        }
-                        Err(renderfleet_core::Error::Conflict(_)) => {
-                            state.jobs.get(&job_id).await?.ok_or_else(|| {
-                                ApiError::Unavailable(anyhow::anyhow!(
-                                    "idempotency record points at a job not yet readable"
-                                ))
-                            })?
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            };
-            let view = job_view(&state, existing, false).await?;
-            Ok((StatusCode::ACCEPTED, location(job_id.as_str()), Json(view)).into_response())
-        }
-    }
-}
-
-/// Sends the job's message and records that it was sent. A failure is logged, not returned: the
-/// job is stored, and the sweeper sends what was not.
-async fn enqueue(state: &AppState, job: &Job) {
-    match state.queue.send(&JobMessage::new(job.id.clone())).await {
-        Ok(()) => mark_enqueued(state, &job.id).await,
-        Err(e) => {
-            tracing::warn!(job_id = %job.id, error = %e, "not enqueued; the sweeper will send it")
-        }
-    }
-}
-
-async fn mark_enqueued(state: &AppState, id: &JobId) {
-    if let Err(e) = state.jobs.mark_enqueued(id, now_ms()).await {
-        tracing::warn!(job_id = %id, error = %e, "enqueued but not marked; the sweeper may send a duplicate, which agents ignore");
-    }
+    let job = submit::submit(&state, &tenant.0, spec, key).await?;
+    let view = job_view(&state, job, false).await?;
+    Ok((StatusCode::ACCEPTED, location(&view.id), Json(view)).into_response())
 }
 
 /// `POST /v1/jobs/batch`: up to ten specs, validated and stored one by one and enqueued with a
@@ -286,77 +160,43 @@ pub(crate) async fn batch(
             ),
         ));
     }
-    let now = now_ms();
-    let mut results: Vec<BatchItem> = Vec::with_capacity(raw.jobs.len());
-    let mut created: Vec<(usize, Job)> = Vec::new();
-    for (index, item) in raw.jobs.into_iter().enumerate() {
-        let bytes = serde_json::to_vec(&item).expect("a JSON value serializes");
-        let checked = async {
-            let spec = JobSpec::from_json(&bytes).map_err(ApiError::Invalid)?;
-            check_assets(&state, &tenant.0, &spec).await?;
-            let job = Job::new(JobId::generate(), &tenant.0, spec, now);
-            state.jobs.create(&job, None).await?;
-            Ok::<Job, ApiError>(job)
-        }
-        .await;
-        match checked {
-            Ok(job) => {
-                created.push((index, job));
-                results.push(BatchItem {
-                    index,
-                    status: 202,
-                    job: None,
-                    error: None,
-                });
-            }
-            Err(ApiError::Invalid(mut e)) => {
-                e.field = if e.field.is_empty() {
-                    format!("jobs[{index}]")
-                } else {
-                    format!("jobs[{index}].{}", e.field)
-                };
-                let status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
-                let error = ErrorBody {
-                    code: e.code.into(),
-                    message: e.message,
-                    field: Some(e.field),
-                    request_id: None,
-                };
-                results.push(BatchItem {
-                    index,
-                    status,
-                    job: None,
-                    error: Some(error),
-                });
-            }
-            // A store failure is not the client's fault: fail the whole request (jobs already
-            // stored are swept and rendered, and a retry creates new ones only for the rest).
-            Err(e) => return Err(e),
-        }
-    }
-    let msgs: Vec<JobMessage> = created
-        .iter()
-        .map(|(_, j)| JobMessage::new(j.id.clone()))
-        .collect();
-    match state.queue.send_batch(&msgs).await {
-        Ok(sent) => {
-            for ((_, job), res) in created.iter().zip(sent) {
-                match res {
-                    Ok(()) => mark_enqueued(&state, &job.id).await,
-                    Err(e) => {
-                        tracing::warn!(job_id = %job.id, error = %e, "not enqueued; the sweeper will send it")
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, jobs = msgs.len(), "batch not enqueued; the sweeper will send it")
-        }
-    }
-    for (index, job) in created {
-        results[index].job = Some(job_view(&state, job, false).await?);
+    let mut results = Vec::with_capacity(raw.jobs.len());
+    for (index, r) in submit::submit_batch(&state, &tenant.0, raw.jobs)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        results.push(match r {
+            Ok(job) => BatchItem {
+                index,
+                status: StatusCode::ACCEPTED.as_u16(),
+                job: Some(job_view(&state, job, false).await?),
+                error: None,
+            },
+            Err(e) => batch_error(index, e),
+        });
     }
     Ok((StatusCode::OK, Json(BatchResponse { results })).into_response())
+}
+
+/// A refused spec of a batch: 422, its field path under `jobs[index]`.
+fn batch_error(index: usize, e: SpecError) -> BatchItem {
+    let field = if e.field.is_empty() {
+        format!("jobs[{index}]")
+    } else {
+        format!("jobs[{index}].{}", e.field)
+    };
+    BatchItem {
+        index,
+        status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+        job: None,
+        error: Some(ErrorBody {
+            code: e.code.into(),
+            message: e.message,
+            field: Some(field),
+            request_id: None,
+        }),
+    }
 }
 
 /// `GET /v1/jobs/{id}`. Another tenant's job is a 404, exactly like a job that does not exist.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::job::{JobError, JobState};
-use crate::spec::JobSpec;
+use crate::spec::{JobSpec, SpecError};
 
 /// A job as `GET /v1/jobs/{id}` returns it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,3 +166,28 @@ pub const ASSET_CONTENT_TYPES: &[&str] = &[
     "audio/mpeg",
     "audio/wav",
 ];
+
+/// A request body that does not deserialize, as the API reports it: `malformed_json` (and no
+/// field) when it is not JSON at all, else `invalid_field` at `field`. serde's trailing " at line
+/// L column C" is dropped: the field says where.
+pub fn json_error(err: &serde_json::Error, field: impl Into<String>) -> SpecError {
+    let malformed = err.is_syntax() || err.is_eof();
+    let text = err.to_string();
+    let message = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    };
+    SpecError {
+        code: if malformed {
+            "malformed_json"
+        } else {
+            "invalid_field"
+        },
+        field: if malformed {
+            String::new()
+        } else {
+            field.into()
+        },
+        message,
+    }
+}

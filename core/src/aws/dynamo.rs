@@ -290,11 +290,62 @@ pub fn is_valid_cursor(cursor: &str) -> bool {
     parse_cursor(cursor).is_some()
 }
 
+type Update = (String, Vec<(String, AttributeValue)>);
+
+fn value(k: &str, val: AttributeValue) -> (String, AttributeValue) {
+    (k.to_owned(), val)
+}
+
+/// What a claim writes: running under the caller's instance, message and lease, one attempt more.
+fn claim_update(lease: &Lease) -> Update {
+    (
+        "SET #st = :to, attempts = attempts + :one, instance_id = :inst, \
+         message_id = :msg, started_at = if_not_exists(started_at, :now), \
+         lease_until = :lease, updated_at = :now, progress = :zero"
+            .into(),
+        vec![
+            value(":one", n(1)),
+            value(":zero", n(0)),
+            value(":inst", s(&lease.instance)),
+            value(":msg", s(&lease.message_id)),
+            value(":now", n(lease.now)),
+            value(":lease", n(lease.until)),
+        ],
+    )
+}
+
+/// What a finish writes: the outcome's state, and its output or error.
+fn finish_update(outcome: &Outcome, now: EpochMillis) -> Update {
+    let mut set = "SET #st = :to, finished_at = :now, updated_at = :now".to_owned();
+    let mut vals = vec![value(":now", n(now))];
+    match outcome {
+        Outcome::Succeeded(o) => {
+            set.push_str(
+                ", progress = :one, output_key = :ok, output_size = :os, output_duration = :od",
+            );
+            vals.extend([
+                value(":one", n(1)),
+                value(":ok", s(&o.key)),
+                value(":os", n(o.size_bytes)),
+                value(":od", n(o.duration)),
+            ]);
+        }
+        Outcome::Failed(e) => {
+            set.push_str(", error_code = :ec, error_message = :em");
+            vals.extend([value(":ec", s(&e.code)), value(":em", s(&e.message))]);
+        }
+        Outcome::Cancelled => {}
+    }
+    (format!("{set} {TERMINAL_REMOVE}"), vals)
+}
+
+/// What every move into a terminal state removes: the job leaves the active index.
+const TERMINAL_REMOVE: &str = "REMOVE active_pk, active_sk, lease_until";
+
 /// What a move writes besides its guard: the update expression and its values. The target
 /// state is `:to`; the condition's placeholders come from the move's [`lifecycle::Rule`].
-fn update_of(change: &Change<'_>) -> (String, Vec<(String, AttributeValue)>) {
-    let v = |k: &str, val: AttributeValue| (k.to_owned(), val);
-    const TERMINAL: &str = "REMOVE active_pk, active_sk, lease_until";
+fn update_of(change: &Change<'_>) -> Update {
+    let v = value;
     match *change {
         Change::MarkEnqueued { now } => (
             "SET enqueued = :t, enqueued_at = :now".into(),
@@ -312,27 +363,14 @@ fn update_of(change: &Change<'_>) -> (String, Vec<(String, AttributeValue)>) {
             ],
         ),
         Change::Cancel { now } => (
-            format!("SET #st = :to, finished_at = :now, updated_at = :now {TERMINAL}"),
+            format!("SET #st = :to, finished_at = :now, updated_at = :now {TERMINAL_REMOVE}"),
             vec![v(":now", n(now))],
         ),
         Change::RequestCancel { now } => (
             "SET cancel_requested = :t, updated_at = :now".into(),
             vec![v(":t", b(true)), v(":now", n(now))],
         ),
-        Change::Claim(lease) => (
-            "SET #st = :to, attempts = attempts + :one, instance_id = :inst, \
-             message_id = :msg, started_at = if_not_exists(started_at, :now), \
-             lease_until = :lease, updated_at = :now, progress = :zero"
-                .into(),
-            vec![
-                v(":one", n(1)),
-                v(":zero", n(0)),
-                v(":inst", s(&lease.instance)),
-                v(":msg", s(&lease.message_id)),
-                v(":now", n(lease.now)),
-                v(":lease", n(lease.until)),
-            ],
-        ),
+        Change::Claim(lease) => claim_update(lease),
         // `lease_until` is projected into the active index, `progress` is not: a progress-only
         // write touches the job's own partition and nothing else.
         Change::Heartbeat {
@@ -349,30 +387,7 @@ fn update_of(change: &Change<'_>) -> (String, Vec<(String, AttributeValue)>) {
                 None => ("SET progress = :p".into(), vec![p]),
             }
         }
-        Change::Finish { outcome, now, .. } => {
-            let mut set = "SET #st = :to, finished_at = :now, updated_at = :now".to_owned();
-            let mut vals = vec![v(":now", n(now))];
-            match outcome {
-                Outcome::Succeeded(o) => {
-                    set.push_str(
-                        ", progress = :one, output_key = :ok, output_size = :os, \
-                         output_duration = :od",
-                    );
-                    vals.extend([
-                        v(":one", n(1)),
-                        v(":ok", s(&o.key)),
-                        v(":os", n(o.size_bytes)),
-                        v(":od", n(o.duration)),
-                    ]);
-                }
-                Outcome::Failed(e) => {
-                    set.push_str(", error_code = :ec, error_message = :em");
-                    vals.extend([v(":ec", s(&e.code)), v(":em", s(&e.message))]);
-                }
-                Outcome::Cancelled => {}
-            }
-            (format!("{set} {TERMINAL}"), vals)
-        }
+        Change::Finish { outcome, now, .. } => finish_update(outcome, now),
         Change::Release { now, .. } => (
             "SET #st = :to, updated_at = :now, progress = :zero \
              REMOVE instance_id, message_id, lease_until"
@@ -382,7 +397,7 @@ fn update_of(change: &Change<'_>) -> (String, Vec<(String, AttributeValue)>) {
         Change::FailUnfinished { error, now } => (
             format!(
                 "SET #st = :to, error_code = :ec, error_message = :em, finished_at = :now, \
-                 updated_at = :now {TERMINAL}"
+                 updated_at = :now {TERMINAL_REMOVE}"
             ),
             vec![
                 v(":ec", s(&error.code)),

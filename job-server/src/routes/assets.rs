@@ -9,13 +9,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use renderfleet_core::api::{
-    ASSET_CONTENT_TYPES, AssetCreated, AssetRequest, AssetView, asset_size_limit,
+    ASSET_CONTENT_TYPES, AssetCreated, AssetRequest, AssetView, asset_size_limit, json_error,
 };
 use renderfleet_core::clock::{now_ms, to_rfc3339};
 use renderfleet_core::ids::AssetId;
 use renderfleet_core::names::asset_key;
 use renderfleet_core::ports::Asset;
-use renderfleet_core::spec::SpecError;
 
 use super::JsonBody;
 use crate::Shared;
@@ -54,23 +53,8 @@ pub(crate) async fn create(
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let req: AssetRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        let inner = e.into_inner();
-        let text = inner.to_string();
-        let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
-        let code = if inner.is_syntax() || inner.is_eof() {
-            "malformed_json"
-        } else {
-            "invalid_field"
-        };
-        ApiError::Invalid(SpecError {
-            code,
-            field: if field == "." || code == "malformed_json" {
-                String::new()
-            } else {
-                field
-            },
-            message,
-        })
+        let field = if field == "." { String::new() } else { field };
+        ApiError::Invalid(json_error(e.inner(), field))
     })?;
     let limit = asset_size_limit(&req.content_type).ok_or_else(|| {
         ApiError::invalid(

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use renderfleet_core::api::{BatchItem, BatchResponse, ErrorBody, JobList};
+use renderfleet_core::api::{BatchItem, BatchResponse, ErrorBody, JobList, json_error};
 use renderfleet_core::clock::now_ms;
 use renderfleet_core::ids::JobId;
 use renderfleet_core::job::{Job, JobState};
@@ -132,24 +132,8 @@ pub(crate) async fn batch(
     struct Raw {
         jobs: Vec<Value>,
     }
-    let raw: Raw = serde_json::from_slice(&body).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            "malformed_json"
-        } else {
-            "invalid_field"
-        };
-        let text = e.to_string();
-        let message = text.split(" at line ").next().unwrap_or(&text).to_owned();
-        ApiError::Invalid(SpecError {
-            code,
-            field: if code == "malformed_json" {
-                String::new()
-            } else {
-                "jobs".into()
-            },
-            message,
-        })
-    })?;
+    let raw: Raw =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Invalid(json_error(&e, "jobs")))?;
     if raw.jobs.is_empty() || raw.jobs.len() > MAX_BATCH {
         return Err(ApiError::invalid(
             "too_many",

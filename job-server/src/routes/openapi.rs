@@ -50,15 +50,58 @@ pub fn document() -> &'static str {
     })
 }
 
+const COLOR: &str = "^#[0-9a-fA-F]{6}$";
+
 /// Writes the spec's limits (from the constants the validation uses) into the schemas.
 fn with_limits(doc: &mut Value) {
-    use renderfleet_core::api::{ASSET_CONTENT_TYPES, asset_size_limit};
+    with_query_limits(doc);
+    let Some(schemas) = doc.pointer_mut("/components/schemas") else {
+        return;
+    };
+    for (at, rule) in schema_rules() {
+        if let (Some(Value::Object(field)), Value::Object(rule)) = (schemas.pointer_mut(at), rule) {
+            field.extend(rule);
+        }
+    }
+    // A background is exactly one of three single-key objects.
+    if let Some(Value::Array(variants)) = schemas.pointer_mut("/Background/oneOf") {
+        for v in variants.iter_mut().filter_map(Value::as_object_mut) {
+            v.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        if let Some(Value::Object(color)) = variants
+            .iter_mut()
+            .find_map(|v| v.pointer_mut("/properties/color"))
+        {
+            color.insert("pattern".into(), json!(COLOR));
+        }
+    }
+}
+
+/// The limits of the job list's query parameters.
+fn with_query_limits(doc: &mut Value) {
     use renderfleet_core::job::JobState;
+    let Some(Value::Array(params)) = doc.pointer_mut("/paths/~1v1~1jobs/get/parameters") else {
+        return;
+    };
+    for p in params.iter_mut() {
+        let rule = match p.get("name").and_then(Value::as_str) {
+            Some("limit") => json!({ "minimum": 1, "maximum": 100 }),
+            Some("state") => json!({ "enum": JobState::ALL.map(JobState::as_str) }),
+            _ => continue,
+        };
+        if let (Some(Value::Object(schema)), Value::Object(rule)) = (p.get_mut("schema"), rule) {
+            schema.extend(rule);
+        }
+    }
+}
+
+/// Each schema field's limits, by its JSON pointer under `/components/schemas`.
+fn schema_rules() -> Vec<(&'static str, Value)> {
+    use renderfleet_core::api::{ASSET_CONTENT_TYPES, asset_size_limit};
     use renderfleet_core::spec::{
         FPS_RANGE, MAX_SCENES, MAX_TEXT_CHARS, MAX_TEXTS, MAX_TOTAL_DURATION, PRIORITY_RANGE,
         SIZE_RANGE, VOLUME_RANGE,
     };
-    const COLOR: &str = "^#[0-9a-fA-F]{6}$";
     let size = json!({ "minimum": SIZE_RANGE.0, "maximum": SIZE_RANGE.1, "multipleOf": 2 });
     let fraction = json!({ "minimum": 0.0, "maximum": 1.0 });
     let seconds = json!({ "exclusiveMinimum": 0.0, "maximum": MAX_TOTAL_DURATION });
@@ -67,7 +110,7 @@ fn with_limits(doc: &mut Value) {
         .filter_map(|t| asset_size_limit(t))
         .max()
         .unwrap_or(0);
-    let rules = [
+    vec![
         ("/OutputSpec/properties/width", size.clone()),
         ("/OutputSpec/properties/height", size),
         (
@@ -108,40 +151,7 @@ fn with_limits(doc: &mut Value) {
             "/AssetRequest/properties/size_bytes",
             json!({ "minimum": 1, "maximum": largest }),
         ),
-    ];
-    if let Some(Value::Array(params)) = doc.pointer_mut("/paths/~1v1~1jobs/get/parameters") {
-        for p in params.iter_mut() {
-            let rule = match p.get("name").and_then(Value::as_str) {
-                Some("limit") => json!({ "minimum": 1, "maximum": 100 }),
-                Some("state") => json!({ "enum": JobState::ALL.map(JobState::as_str) }),
-                _ => continue,
-            };
-            if let (Some(Value::Object(schema)), Value::Object(rule)) = (p.get_mut("schema"), rule)
-            {
-                schema.extend(rule);
-            }
-        }
-    }
-    let Some(schemas) = doc.pointer_mut("/components/schemas") else {
-        return;
-    };
-    for (at, rule) in rules {
-        if let (Some(Value::Object(field)), Value::Object(rule)) = (schemas.pointer_mut(at), rule) {
-            field.extend(rule);
-        }
-    }
-    // A background is exactly one of three single-key objects.
-    if let Some(Value::Array(variants)) = schemas.pointer_mut("/Background/oneOf") {
-        for v in variants.iter_mut().filter_map(Value::as_object_mut) {
-            v.insert("additionalProperties".into(), Value::Bool(false));
-        }
-        if let Some(Value::Object(color)) = variants
-            .iter_mut()
-            .find_map(|v| v.pointer_mut("/properties/color"))
-        {
-            color.insert("pattern".into(), json!(COLOR));
-        }
-    }
+    ]
 }
 
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "This document", body = Object)))]

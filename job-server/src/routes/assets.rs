@@ -37,13 +37,8 @@ pub fn router() -> Router<Shared> {
     responses(
         (status = 201, description = "Declared: PUT the file to `upload_url` before it expires", body = renderfleet_core::api::AssetCreated,
             headers(("Location" = String, description = "The asset's URL"))),
-        (status = 400, description = "The body is not JSON, or a header is malformed", body = renderfleet_core::api::ErrorResponse),
-        (status = 413, description = "The body is larger than 256 KiB", body = renderfleet_core::api::ErrorResponse),
-        (status = 415, description = "The body is not application/json", body = renderfleet_core::api::ErrorResponse),
-        (status = 422, description = "The spec breaks a rule; `field` names where", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::BodyFailures,
+        super::Failures,
     ))]
 pub(crate) async fn create(
     State(state): State<Shared>,
@@ -118,9 +113,7 @@ pub(crate) async fn create(
     responses(
         (status = 200, description = "The asset", body = renderfleet_core::api::AssetView),
         (status = 404, description = "No such asset for this tenant", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::Failures,
     ))]
 pub(crate) async fn read(
     State(state): State<Shared>,

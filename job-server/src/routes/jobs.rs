@@ -88,13 +88,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     responses(
         (status = 202, description = "Accepted: the job will end in exactly one terminal state", body = renderfleet_core::api::JobView,
             headers(("Location" = String, description = "The job's URL"))),
-        (status = 400, description = "The body is not JSON, or a header is malformed", body = renderfleet_core::api::ErrorResponse),
-        (status = 413, description = "The body is larger than 256 KiB", body = renderfleet_core::api::ErrorResponse),
-        (status = 415, description = "The body is not application/json", body = renderfleet_core::api::ErrorResponse),
-        (status = 422, description = "The spec breaks a rule; `field` names where", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::BodyFailures,
+        super::Failures,
     ))]
 pub(crate) async fn submit(
     State(state): State<Shared>,
@@ -114,13 +109,8 @@ pub(crate) async fn submit(
     request_body = renderfleet_core::api::BatchRequest,
     responses(
         (status = 200, description = "One result per spec, in order: 202 with the job or 422 with the error", body = renderfleet_core::api::BatchResponse),
-        (status = 400, description = "The body is not JSON, or a header is malformed", body = renderfleet_core::api::ErrorResponse),
-        (status = 413, description = "The body is larger than 256 KiB", body = renderfleet_core::api::ErrorResponse),
-        (status = 415, description = "The body is not application/json", body = renderfleet_core::api::ErrorResponse),
-        (status = 422, description = "The spec breaks a rule; `field` names where", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::BodyFailures,
+        super::Failures,
     ))]
 pub(crate) async fn batch(
     State(state): State<Shared>,
@@ -189,9 +179,7 @@ fn batch_error(index: usize, e: SpecError) -> BatchItem {
     responses(
         (status = 200, description = "The job; a succeeded job carries a presigned link to its video", body = renderfleet_core::api::JobView),
         (status = 404, description = "No such job for this tenant", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::Failures,
     ))]
 pub(crate) async fn get_job(
     State(state): State<Shared>,
@@ -247,9 +235,7 @@ fn bad_query(field: &str, message: impl Into<String>) -> ApiError {
     responses(
         (status = 200, description = "The caller's jobs, newest first", body = renderfleet_core::api::JobList),
         (status = 400, description = "A query parameter is invalid; `field` names it", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::Failures,
     ))]
 pub(crate) async fn list(
     State(state): State<Shared>,
@@ -332,9 +318,7 @@ pub(crate) async fn list(
         (status = 202, description = "The job is running; its agent stops the engine and it ends cancelled", body = renderfleet_core::api::JobView),
         (status = 404, description = "No such job for this tenant", body = renderfleet_core::api::ErrorResponse),
         (status = 409, description = "The job already finished", body = renderfleet_core::api::ErrorResponse),
-        (status = 401, description = "Missing or unknown API key", body = renderfleet_core::api::ErrorResponse),
-        (status = 500, description = "Internal error (answered generically, with the request id)", body = renderfleet_core::api::ErrorResponse),
-        (status = 503, description = "A dependency is briefly unavailable; retry", body = renderfleet_core::api::ErrorResponse),
+        super::Failures,
     ))]
 pub(crate) async fn cancel(
     State(state): State<Shared>,

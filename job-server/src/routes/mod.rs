@@ -9,7 +9,42 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 
+use renderfleet_core::api::ErrorResponse;
+
 use crate::error::ApiError;
+
+/// The failures every authenticated route may answer, for the OpenAPI document (the handlers
+/// answer them through [`ApiError`]).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Failures {
+    #[response(status = 401, description = "Missing or unknown API key")]
+    Unauthorized(ErrorResponse),
+    #[response(
+        status = 500,
+        description = "Internal error (answered generically, with the request id)"
+    )]
+    Internal(ErrorResponse),
+    #[response(status = 503, description = "A dependency is briefly unavailable; retry")]
+    Unavailable(ErrorResponse),
+}
+
+/// The failures of a route that reads a JSON body, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum BodyFailures {
+    #[response(
+        status = 400,
+        description = "The body is not JSON, or a header is malformed"
+    )]
+    Malformed(ErrorResponse),
+    #[response(status = 413, description = "The body is larger than 256 KiB")]
+    TooLarge(ErrorResponse),
+    #[response(status = 415, description = "The body is not application/json")]
+    NotJson(ErrorResponse),
+    #[response(status = 422, description = "The spec breaks a rule; `field` names where")]
+    Invalid(ErrorResponse),
+}
 
 /// Largest request body accepted, checked before parsing.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

@@ -69,6 +69,13 @@ impl MotoServer {
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         crate::aws::emulator_config(&self.endpoint, "us-east-1").await
     }
+
+    /// A jobs table (`renderfleet-test-jobs`) created on this server.
+    pub async fn jobs_table(&self) -> crate::aws::DynamoStore {
+        let store = crate::aws::DynamoStore::new(&self.sdk().await, "renderfleet-test-jobs");
+        store.create_table().await.expect("creating the jobs table");
+        store
+    }
 }
 
 impl Drop for MotoServer {

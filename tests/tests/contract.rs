@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use renderfleet_core::aws::{DynamoStore, SqsQueue};
+use renderfleet_core::aws::SqsQueue;
 use renderfleet_core::fakes::{MemoryHealth, MemoryQueue, MemoryStore};
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobError, JobOutput, JobState, Outcome};
@@ -512,9 +512,7 @@ async fn the_memory_health_and_lease_meet_the_contract() {
 #[tokio::test]
 async fn the_dynamodb_health_and_lease_meet_the_contract() {
     let moto = MotoServer::start();
-    let sdk = moto.sdk().await;
-    let store = DynamoStore::new(&sdk, "renderfleet-test-jobs");
-    store.create_table().await.unwrap();
+    let store = moto.jobs_table().await;
     health_contract(&store).await;
     lease_contract(&store).await;
 }
@@ -584,9 +582,7 @@ async fn the_memory_store_meets_the_contract() {
 #[tokio::test]
 async fn the_dynamodb_store_meets_the_contract() {
     let moto = MotoServer::start();
-    let sdk = moto.sdk().await;
-    let store = DynamoStore::new(&sdk, "renderfleet-test-jobs");
-    store.create_table().await.unwrap();
+    let store = moto.jobs_table().await;
     store.create_table().await.unwrap();
     store.ping().await.unwrap();
     store_contract(&store).await;

@@ -2,7 +2,6 @@
 //! every state (a live and a lapsed lease, the current and a stale attempt), must do in each store
 //! exactly what the pure `lifecycle::apply` does: accept or refuse alike, and leave the same job.
 
-use renderfleet_core::aws::DynamoStore;
 use renderfleet_core::fakes::MemoryStore;
 use renderfleet_core::ids::JobId;
 use renderfleet_core::job::lifecycle::{self, Change, RULES, Transition};
@@ -254,8 +253,5 @@ async fn the_memory_store_moves_jobs_as_the_lifecycle_table_says() {
 #[tokio::test]
 async fn the_dynamodb_store_moves_jobs_as_the_lifecycle_table_says() {
     let moto = MotoServer::start();
-    let sdk = moto.sdk().await;
-    let store = DynamoStore::new(&sdk, "renderfleet-test-jobs");
-    store.create_table().await.unwrap();
-    table_contract(&store).await;
+    table_contract(&moto.jobs_table().await).await;
 }

@@ -25,7 +25,10 @@ pub(crate) enum Failures {
         description = "Internal error (answered generically, with the request id)"
     )]
     Internal(ErrorResponse),
-    #[response(status = 503, description = "A dependency is briefly unavailable; retry")]
+    #[response(
+        status = 503,
+        description = "A dependency is briefly unavailable; retry"
+    )]
     Unavailable(ErrorResponse),
 }
 
@@ -42,7 +45,10 @@ pub(crate) enum BodyFailures {
     TooLarge(ErrorResponse),
     #[response(status = 415, description = "The body is not application/json")]
     NotJson(ErrorResponse),
-    #[response(status = 422, description = "The spec breaks a rule; `field` names where")]
+    #[response(
+        status = 422,
+        description = "The spec breaks a rule; `field` names where"
+    )]
     Invalid(ErrorResponse),
 }
 

@@ -78,6 +78,26 @@ fn job(created: EpochMillis) -> Job {
     Job::new(JobId::generate(), "t", spec, created)
 }
 
+/// A job created at 0, running since 1 s on `instance` (its first attempt).
+fn running_on(instance: &str) -> Job {
+    let mut j = job(0);
+    j.state = JobState::Running;
+    j.started_at = Some(1_000);
+    j.attempts = 1;
+    j.instance_id = Some(instance.into());
+    j
+}
+
+/// Puts the group at `desired` (bounds 0..=`max`) with `instances`.
+fn set_fleet(w: &World, desired: u32, max: u32, instances: Vec<FleetInstance>) {
+    w.fleet.set_state(FleetState {
+        desired,
+        max,
+        instances,
+        ..FleetState::default()
+    });
+}
+
 fn instance(id: &str, protected: bool) -> FleetInstance {
     FleetInstance {
         id: id.into(),
@@ -167,12 +187,7 @@ async fn measures_boot_time_from_first_sighting_to_agent_start() {
     });
     let r = tick(&w.deps, &cfg(), 10_000).await.unwrap();
     assert_eq!(r.counts.booting, 1);
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-1", false)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-1", false)]);
     beat(&w, "i-1", 32_000, 33_000, 0).await;
     tick(&w.deps, &cfg(), 34_000).await.unwrap();
     let state: ScalerState =
@@ -185,12 +200,12 @@ async fn measures_boot_time_from_first_sighting_to_agent_start() {
 #[tokio::test]
 async fn retires_idle_workers_and_never_a_busy_one() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 2,
-        max: 4,
-        instances: vec![instance("i-busy", true), instance("i-idle", false)],
-        ..FleetState::default()
-    });
+    set_fleet(
+        &w,
+        2,
+        4,
+        vec![instance("i-busy", true), instance("i-idle", false)],
+    );
     let running = {
         let mut j = job(0);
         j.state = JobState::Running;
@@ -271,12 +286,7 @@ async fn an_instance_whose_agent_never_reports_is_replaced() {
     let w = world();
     let mut c = cfg();
     c.boot_timeout = std::time::Duration::from_secs(30);
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-dead", false)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-dead", false)]);
     let r = tick(&w.deps, &c, 1_000).await.unwrap();
     assert!(r.replaced.is_empty());
     let r = tick(&w.deps, &c, 40_000).await.unwrap();
@@ -371,17 +381,8 @@ async fn a_launch_whose_agent_start_cannot_be_sent_is_left_to_the_agent_and_the_
 #[tokio::test]
 async fn a_worker_gone_silent_is_replaced_and_its_job_requeued() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-hung", true)],
-        ..FleetState::default()
-    });
-    let mut j = job(0);
-    j.state = JobState::Running;
-    j.started_at = Some(1_000);
-    j.attempts = 1;
-    j.instance_id = Some("i-hung".into());
+    set_fleet(&w, 1, 4, vec![instance("i-hung", true)]);
+    let j = running_on("i-hung");
     let id = j.id.clone();
     w.store.put_job(j);
     beat(&w, "i-hung", 0, 2_000, 1).await;
@@ -408,12 +409,7 @@ async fn unhealthy_beat(w: &World, id: &str, ts: EpochMillis) {
 #[tokio::test]
 async fn an_agent_unhealthy_past_its_grace_is_replaced() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-sick", false)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-sick", false)]);
     unhealthy_beat(&w, "i-sick", 1_000).await;
     let r = tick(&w.deps, &cfg(), 1_000).await.unwrap();
     assert!(r.replaced.is_empty(), "within the grace: {r:?}");
@@ -427,12 +423,12 @@ async fn a_failed_health_read_terminates_nobody_and_says_so() {
     let w = world();
     let mut c = cfg();
     c.boot_timeout = std::time::Duration::from_secs(30);
-    w.fleet.set_state(FleetState {
-        desired: 2,
-        max: 4,
-        instances: vec![instance("i-quiet", false), instance("i-idle", false)],
-        ..FleetState::default()
-    });
+    set_fleet(
+        &w,
+        2,
+        4,
+        vec![instance("i-quiet", false), instance("i-idle", false)],
+    );
     beat(&w, "i-quiet", 0, 1_000, 0).await;
     beat(&w, "i-idle", 0, 1_000, 0).await;
     let r = tick(&w.deps, &c, 2_000).await.unwrap();
@@ -467,17 +463,8 @@ async fn a_failed_health_read_terminates_nobody_and_says_so() {
 #[tokio::test]
 async fn a_silent_worker_whose_job_lease_is_alive_is_not_replaced() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-slow", true)],
-        ..FleetState::default()
-    });
-    let mut j = job(0);
-    j.state = JobState::Running;
-    j.started_at = Some(1_000);
-    j.attempts = 1;
-    j.instance_id = Some("i-slow".into());
+    set_fleet(&w, 1, 4, vec![instance("i-slow", true)]);
+    let mut j = running_on("i-slow");
     j.lease_until = Some(100_000);
     w.store.put_job(j);
     beat(&w, "i-slow", 0, 2_000, 1).await;
@@ -493,12 +480,7 @@ async fn a_silent_worker_whose_job_lease_is_alive_is_not_replaced() {
 async fn when_most_of_the_fleet_looks_dead_at_once_nobody_is_replaced() {
     let w = world();
     let ids = ["i-1", "i-2", "i-3", "i-4"];
-    w.fleet.set_state(FleetState {
-        desired: 4,
-        max: 4,
-        instances: ids.iter().map(|i| instance(i, true)).collect(),
-        ..FleetState::default()
-    });
+    set_fleet(&w, 4, 4, ids.iter().map(|i| instance(i, true)).collect());
     for id in ids {
         beat(&w, id, 0, 1_000, 1).await;
     }
@@ -518,12 +500,7 @@ async fn when_most_of_the_fleet_looks_dead_at_once_nobody_is_replaced() {
 #[tokio::test]
 async fn an_engaged_worker_is_busy_and_a_marked_one_takes_no_work() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-1", true)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-1", true)]);
     beat(&w, "i-1", 0, 59_000, 0).await;
     // Its gate is engaged (between two jobs of a backlog, or about to claim): busy, whatever
     // its heartbeat's job list says.
@@ -549,12 +526,7 @@ async fn an_engaged_worker_is_busy_and_a_marked_one_takes_no_work() {
 #[tokio::test]
 async fn a_retiring_worker_is_not_capacity_and_its_termination_is_retried() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-1", false)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-1", false)]);
     beat(&w, "i-1", 0, 9_000, 0).await;
     assert!(
         w.deps
@@ -610,23 +582,13 @@ fn status(since: EpochMillis) -> renderfleet_core::ports::AgentStatus {
 #[tokio::test]
 async fn departed_and_orphaned_status_parameters_are_deleted() {
     let w = world();
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-gone", false)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-gone", false)]);
     w.status.publish("i-gone", &status(0)).await.unwrap();
     w.status.publish("i-orphan", &status(0)).await.unwrap();
     w.status.publish("i-live", &status(0)).await.unwrap();
     tick(&w.deps, &cfg(), 1_000).await.unwrap();
     assert_eq!(w.status.instances().len(), 3, "no sweep before the hour");
-    w.fleet.set_state(FleetState {
-        desired: 1,
-        max: 4,
-        instances: vec![instance("i-live", false)],
-        ..FleetState::default()
-    });
+    set_fleet(&w, 1, 4, vec![instance("i-live", false)]);
     tick(&w.deps, &cfg(), 2_000).await.unwrap();
     assert_eq!(w.status.instances(), vec!["i-live", "i-orphan"]);
     // The hourly sweep finds the parameter of an instance the scaler never saw leave.

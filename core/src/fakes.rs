@@ -781,39 +781,6 @@ impl Fleet for MemoryFleet {
     }
 }
 
-#[async_trait]
-impl ScaleInProtection for MemoryFleet {
-    async fn lifecycle(&self, instance: &str) -> Result<Option<Lifecycle>> {
-        Ok(lock(&self.state)
-            .instances
-            .iter()
-            .find(|i| i.id == instance)
-            .map(|i| i.lifecycle.clone()))
-    }
-
-    /// As AWS: only an instance InService (or in Standby) takes protection.
-    async fn set_protected(&self, instance: &str, protected: bool) -> Result<()> {
-        lock(&self.calls).push(FleetCall::Protect {
-            instance: instance.to_owned(),
-            protected,
-        });
-        let mut s = lock(&self.state);
-        match s.instances.iter_mut().find(|i| i.id == instance) {
-            Some(i) if i.lifecycle == Lifecycle::InService => {
-                i.protected = protected;
-                Ok(())
-            }
-            Some(i) => Err(Error::Conflict(format!(
-                "SetInstanceProtection: {instance} is {:?}, not InService or Standby",
-                i.lifecycle
-            ))),
-            None => Err(Error::Conflict(format!(
-                "SetInstanceProtection: {instance} is not in the group"
-            ))),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// Liveness items in memory: each agent's heartbeat and its gate (`engaged`, `retiring`).

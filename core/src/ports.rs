@@ -345,17 +345,6 @@ pub trait Fleet: Send + Sync {
     async fn terminate(&self, instance_id: &str, decrement: bool) -> Result<()>;
 }
 
-/// An agent's handle on its own instance in the group: its lifecycle state and its scale-in
-/// protection.
-#[async_trait]
-pub trait ScaleInProtection: Send + Sync {
-    /// Where the instance is in the group's life cycle; `None` when the group does not hold it.
-    async fn lifecycle(&self, instance_id: &str) -> Result<Option<Lifecycle>>;
-    /// Idempotent. AWS accepts it only for an instance InService or in Standby: any other state
-    /// is an [`crate::Error::Conflict`] (the instance is not, or no longer, in service).
-    async fn set_protected(&self, instance_id: &str, protected: bool) -> Result<()>;
-}
-
 /// Auto Scaling lifecycle hooks: the pause an instance takes when launching or terminating.
 #[async_trait]
 pub trait LifecycleActions: Send + Sync {

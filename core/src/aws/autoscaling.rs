@@ -4,9 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::Client;
 
 use super::classify;
-use crate::ports::{
-    Fleet, FleetInstance, FleetState, Lifecycle, LifecycleActions, ScaleInProtection,
-};
+use crate::ports::{Fleet, FleetInstance, FleetState, Lifecycle, LifecycleActions};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -97,49 +95,6 @@ impl Fleet for AsgFleet {
             .send()
             .await
             .map_err(|e| classify("TerminateInstanceInAutoScalingGroup", e))?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ScaleInProtection for AsgFleet {
-    async fn lifecycle(&self, instance_id: &str) -> Result<Option<Lifecycle>> {
-        let out = self
-            .client
-            .describe_auto_scaling_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-            .map_err(|e| classify("DescribeAutoScalingInstances", e))?;
-        Ok(out
-            .auto_scaling_instances()
-            .iter()
-            .find(|i| i.instance_id() == Some(instance_id))
-            .filter(|i| i.auto_scaling_group_name() == Some(self.group.as_str()))
-            .map(|i| lifecycle(i.lifecycle_state().unwrap_or(""))))
-    }
-
-    async fn set_protected(&self, instance_id: &str, protected: bool) -> Result<()> {
-        use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-        self.client
-            .set_instance_protection()
-            .auto_scaling_group_name(&self.group)
-            .instance_ids(instance_id)
-            .protected_from_scale_in(protected)
-            .send()
-            .await
-            .map_err(|e| {
-                // AWS refuses protection outside InService and Standby with a ValidationError:
-                // the instance is launching or leaving, which is a state, not a setting.
-                if e.code() == Some("ValidationError") {
-                    Error::Conflict(format!(
-                        "SetInstanceProtection: {}",
-                        e.message().unwrap_or("the instance is not in service")
-                    ))
-                } else {
-                    classify("SetInstanceProtection", e)
-                }
-            })?;
         Ok(())
     }
 }

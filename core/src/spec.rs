@@ -193,6 +193,10 @@ impl SpecError {
             message: message.into(),
         }
     }
+
+    fn out_of_range(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new("out_of_range", field, message)
+    }
 }
 
 impl JobSpec {
@@ -241,173 +245,27 @@ impl JobSpec {
         }
     }
 
-    /// Checks every range and limit of job spec v1.
+    /// Checks every range and limit of job spec v1, in order: the output, the scene count, each
+    /// scene (its duration, background, texts and transition), the video's length, the audio,
+    /// the priority and the metadata. The first problem found is the one reported.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let o = &self.output;
-        for (name, v) in [("output.width", o.width), ("output.height", o.height)] {
-            if v < SIZE_RANGE.0 || v > SIZE_RANGE.1 || v % 2 != 0 {
-                return Err(SpecError::new(
-                    "out_of_range",
-                    name,
-                    format!(
-                        "must be an even number of pixels between {} and {}, got {v}",
-                        SIZE_RANGE.0, SIZE_RANGE.1
-                    ),
-                ));
-            }
-        }
-        if o.fps < FPS_RANGE.0 || o.fps > FPS_RANGE.1 {
-            return Err(SpecError::new(
-                "out_of_range",
-                "output.fps",
-                format!(
-                    "must be between {} and {}, got {}",
-                    FPS_RANGE.0, FPS_RANGE.1, o.fps
-                ),
-            ));
-        }
-        if self.scenes.is_empty() {
-            return Err(SpecError::new(
-                "required",
-                "scenes",
-                "must hold at least one scene",
-            ));
-        }
-        if self.scenes.len() > MAX_SCENES {
-            return Err(SpecError::new(
-                "too_many",
-                "scenes",
-                format!("at most {MAX_SCENES} scenes, got {}", self.scenes.len()),
-            ));
-        }
+        check_output(&self.output)?;
+        check_scene_count(self.scenes.len())?;
+        // Summed in scene order, as the error message reports it.
         let mut total = 0.0;
-        let last = self.scenes.len() - 1;
         for (i, scene) in self.scenes.iter().enumerate() {
-            // Paths are built only for an error: a valid spec allocates none.
-            let at = |rest: &str| format!("scenes[{i}]{rest}");
-            if !scene.duration.is_finite() || scene.duration <= 0.0 {
-                return Err(SpecError::new(
-                    "out_of_range",
-                    at(".duration"),
-                    format!(
-                        "must be a number of seconds greater than 0, got {}",
-                        scene.duration
-                    ),
-                ));
-            }
+            check_scene(i, scene, self.scenes.get(i + 1))?;
             total += scene.duration;
-            if let Background::Color(c) = &scene.background {
-                check_color(c, || at(".background.color"))?;
-            }
-            if scene.texts.len() > MAX_TEXTS {
-                return Err(SpecError::new(
-                    "too_many",
-                    at(".texts"),
-                    format!(
-                        "at most {MAX_TEXTS} texts per scene, got {}",
-                        scene.texts.len()
-                    ),
-                ));
-            }
-            for (j, t) in scene.texts.iter().enumerate() {
-                let at = |rest: &str| format!("scenes[{i}].texts[{j}]{rest}");
-                check_text(&t.text, || at(".text"))?;
-                for (name, v) in [(".x", t.x), (".y", t.y)] {
-                    if !(0.0..=1.0).contains(&v) {
-                        return Err(SpecError::new(
-                            "out_of_range",
-                            at(name),
-                            format!("must be a fraction of the frame between 0 and 1, got {v}"),
-                        ));
-                    }
-                }
-                if !(t.size > 0.0 && t.size <= 1.0) {
-                    return Err(SpecError::new(
-                        "out_of_range",
-                        at(".size"),
-                        format!(
-                            "must be a fraction of the height greater than 0 and at most 1, got {}",
-                            t.size
-                        ),
-                    ));
-                }
-                check_color(&t.color, || at(".color"))?;
-            }
-            if let Some(tr) = &scene.transition {
-                let field = || at(".transition.duration");
-                if !tr.duration.is_finite() || tr.duration <= 0.0 || tr.duration > scene.duration {
-                    return Err(SpecError::new(
-                        "out_of_range",
-                        field(),
-                        format!(
-                            "must be greater than 0 and at most the scene's duration ({}), got {}",
-                            scene.duration, tr.duration
-                        ),
-                    ));
-                }
-                if tr.kind == TransitionKind::Crossfade {
-                    if i == last {
-                        return Err(SpecError::new(
-                            "invalid_transition",
-                            at(".transition.kind"),
-                            "a crossfade needs a following scene; use fade on the last scene",
-                        ));
-                    }
-                    let next = self.scenes[i + 1].duration;
-                    if tr.duration > next {
-                        return Err(SpecError::new(
-                            "out_of_range",
-                            field(),
-                            format!(
-                                "a crossfade may not be longer than the next scene ({next}), got {}",
-                                tr.duration
-                            ),
-                        ));
-                    }
-                    total -= tr.duration;
-                }
+            if let Some(overlap) = crossfade_overlap(scene) {
+                total -= overlap;
             }
         }
-        if total > MAX_TOTAL_DURATION {
-            return Err(SpecError::new(
-                "too_long",
-                "scenes",
-                format!(
-                    "the video may last at most {MAX_TOTAL_DURATION} s, these scenes last {total} s"
-                ),
-            ));
+        check_total_duration(total)?;
+        if let Some(a) = &self.audio {
+            check_within("audio.volume", VOLUME_RANGE, a.volume)?;
         }
-        if let Some(a) = &self.audio
-            && !(VOLUME_RANGE.0..=VOLUME_RANGE.1).contains(&a.volume)
-        {
-            return Err(SpecError::new(
-                "out_of_range",
-                "audio.volume",
-                format!(
-                    "must be between {} and {}, got {}",
-                    VOLUME_RANGE.0, VOLUME_RANGE.1, a.volume
-                ),
-            ));
-        }
-        if self.priority < PRIORITY_RANGE.0 || self.priority > PRIORITY_RANGE.1 {
-            return Err(SpecError::new(
-                "out_of_range",
-                "priority",
-                format!(
-                    "must be between {} and {}, got {}",
-                    PRIORITY_RANGE.0, PRIORITY_RANGE.1, self.priority
-                ),
-            ));
-        }
-        let meta = json_len(&self.metadata);
-        if meta > MAX_METADATA_BYTES {
-            return Err(SpecError::new(
-                "too_large",
-                "metadata",
-                format!("must be at most {MAX_METADATA_BYTES} bytes as JSON, got {meta}"),
-            ));
-        }
-        Ok(())
+        check_within("priority", PRIORITY_RANGE, self.priority)?;
+        check_metadata(&self.metadata)
     }
 
     /// Length of the rendered video in seconds: the scenes' durations less crossfade overlaps.
@@ -467,6 +325,185 @@ fn json_len(value: &impl Serialize) -> usize {
         Ok(()) => count.0,
         Err(_) => usize::MAX,
     }
+}
+
+/// `v` within the inclusive `range`, or an `out_of_range` error naming `field`.
+fn check_within<T: PartialOrd + Copy + std::fmt::Display>(
+    field: &'static str,
+    (lo, hi): (T, T),
+    v: T,
+) -> Result<(), SpecError> {
+    if !(lo..=hi).contains(&v) {
+        return Err(SpecError::out_of_range(
+            field,
+            format!("must be between {lo} and {hi}, got {v}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_output(o: &OutputSpec) -> Result<(), SpecError> {
+    for (name, v) in [("output.width", o.width), ("output.height", o.height)] {
+        if v < SIZE_RANGE.0 || v > SIZE_RANGE.1 || v % 2 != 0 {
+            return Err(SpecError::out_of_range(
+                name,
+                format!(
+                    "must be an even number of pixels between {} and {}, got {v}",
+                    SIZE_RANGE.0, SIZE_RANGE.1
+                ),
+            ));
+        }
+    }
+    check_within("output.fps", FPS_RANGE, o.fps)
+}
+
+fn check_scene_count(scenes: usize) -> Result<(), SpecError> {
+    if scenes == 0 {
+        return Err(SpecError::new(
+            "required",
+            "scenes",
+            "must hold at least one scene",
+        ));
+    }
+    if scenes > MAX_SCENES {
+        return Err(SpecError::new(
+            "too_many",
+            "scenes",
+            format!("at most {MAX_SCENES} scenes, got {scenes}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Scene `i`: its duration, background, texts and transition; `next` is the scene after it.
+fn check_scene(i: usize, scene: &Scene, next: Option<&Scene>) -> Result<(), SpecError> {
+    // Paths are built only for an error: a valid spec allocates none.
+    let at = |rest: &str| format!("scenes[{i}]{rest}");
+    if !scene.duration.is_finite() || scene.duration <= 0.0 {
+        return Err(SpecError::out_of_range(
+            at(".duration"),
+            format!(
+                "must be a number of seconds greater than 0, got {}",
+                scene.duration
+            ),
+        ));
+    }
+    if let Background::Color(c) = &scene.background {
+        check_color(c, || at(".background.color"))?;
+    }
+    if scene.texts.len() > MAX_TEXTS {
+        return Err(SpecError::new(
+            "too_many",
+            at(".texts"),
+            format!(
+                "at most {MAX_TEXTS} texts per scene, got {}",
+                scene.texts.len()
+            ),
+        ));
+    }
+    for (j, t) in scene.texts.iter().enumerate() {
+        check_overlay(t, |rest| format!("scenes[{i}].texts[{j}]{rest}"))?;
+    }
+    match &scene.transition {
+        Some(tr) => check_transition(tr, scene, next, at),
+        None => Ok(()),
+    }
+}
+
+/// One text overlay; `at` builds the path of one of its fields.
+fn check_overlay(t: &TextOverlay, at: impl Fn(&str) -> String) -> Result<(), SpecError> {
+    check_text(&t.text, || at(".text"))?;
+    for (name, v) in [(".x", t.x), (".y", t.y)] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(SpecError::out_of_range(
+                at(name),
+                format!("must be a fraction of the frame between 0 and 1, got {v}"),
+            ));
+        }
+    }
+    if !(t.size > 0.0 && t.size <= 1.0) {
+        return Err(SpecError::out_of_range(
+            at(".size"),
+            format!(
+                "must be a fraction of the height greater than 0 and at most 1, got {}",
+                t.size
+            ),
+        ));
+    }
+    check_color(&t.color, || at(".color"))
+}
+
+/// How `scene` ends: no longer than it, and a crossfade needs a `next` scene at least as long.
+fn check_transition(
+    tr: &Transition,
+    scene: &Scene,
+    next: Option<&Scene>,
+    at: impl Fn(&str) -> String,
+) -> Result<(), SpecError> {
+    let field = || at(".transition.duration");
+    if !tr.duration.is_finite() || tr.duration <= 0.0 || tr.duration > scene.duration {
+        return Err(SpecError::out_of_range(
+            field(),
+            format!(
+                "must be greater than 0 and at most the scene's duration ({}), got {}",
+                scene.duration, tr.duration
+            ),
+        ));
+    }
+    if tr.kind != TransitionKind::Crossfade {
+        return Ok(());
+    }
+    let Some(next) = next else {
+        return Err(SpecError::new(
+            "invalid_transition",
+            at(".transition.kind"),
+            "a crossfade needs a following scene; use fade on the last scene",
+        ));
+    };
+    if tr.duration > next.duration {
+        return Err(SpecError::out_of_range(
+            field(),
+            format!(
+                "a crossfade may not be longer than the next scene ({}), got {}",
+                next.duration, tr.duration
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How long `scene` overlaps the next one: its crossfade's duration, if it ends in one.
+fn crossfade_overlap(scene: &Scene) -> Option<f64> {
+    scene
+        .transition
+        .as_ref()
+        .filter(|t| t.kind == TransitionKind::Crossfade)
+        .map(|t| t.duration)
+}
+
+fn check_total_duration(total: f64) -> Result<(), SpecError> {
+    if total > MAX_TOTAL_DURATION {
+        return Err(SpecError::new(
+            "too_long",
+            "scenes",
+            format!(
+                "the video may last at most {MAX_TOTAL_DURATION} s, these scenes last {total} s"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &Map<String, Value>) -> Result<(), SpecError> {
+    let meta = json_len(metadata);
+    if meta > MAX_METADATA_BYTES {
+        return Err(SpecError::new(
+            "too_large",
+            "metadata",
+            format!("must be at most {MAX_METADATA_BYTES} bytes as JSON, got {meta}"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_color(c: &str, field: impl FnOnce() -> String) -> Result<(), SpecError> {
@@ -634,65 +671,51 @@ mod tests {
         assert_eq!(e.code, "invalid_field");
     }
 
+    /// The validator's path of the value at a JSON pointer: `/scenes/0/x` is `scenes[0].x`.
+    fn path_of(pointer: &str) -> String {
+        let mut path = String::new();
+        for token in pointer.trim_start_matches('/').split('/') {
+            match token.parse::<usize>() {
+                Ok(i) => path.push_str(&format!("[{i}]")),
+                Err(_) if path.is_empty() => path.push_str(token),
+                Err(_) => path.push_str(&format!(".{token}")),
+            }
+        }
+        path
+    }
+
     #[test]
     fn every_range_rule_names_its_field() {
-        let cases: Vec<(&str, Value, &str)> = vec![
-            ("/output/width", json!(15), "output.width"),
-            ("/output/width", json!(3842), "output.width"),
-            ("/output/width", json!(1281), "output.width"),
-            ("/output/height", json!(0), "output.height"),
-            ("/output/height", json!(-720), "output.height"),
-            ("/output/fps", json!(0), "output.fps"),
-            ("/output/fps", json!(61), "output.fps"),
-            ("/scenes/0/duration", json!(0), "scenes[0].duration"),
-            ("/scenes/0/duration", json!(-1.5), "scenes[0].duration"),
-            ("/scenes/0/duration", json!(601), "scenes"),
-            (
-                "/scenes/0/background/color",
-                json!("red"),
-                "scenes[0].background.color",
-            ),
-            (
-                "/scenes/0/background/color",
-                json!("#12345g"),
-                "scenes[0].background.color",
-            ),
-            ("/scenes/0/texts/0/x", json!(1.01), "scenes[0].texts[0].x"),
-            ("/scenes/0/texts/0/y", json!(-0.1), "scenes[0].texts[0].y"),
-            (
-                "/scenes/0/texts/0/size",
-                json!(0),
-                "scenes[0].texts[0].size",
-            ),
-            (
-                "/scenes/0/texts/0/color",
-                json!("#fff"),
-                "scenes[0].texts[0].color",
-            ),
-            (
-                "/scenes/0/texts/0/text",
-                json!("x".repeat(501)),
-                "scenes[0].texts[0].text",
-            ),
-            (
-                "/scenes/0/texts/0/text",
-                json!("a\u{0}b"),
-                "scenes[0].texts[0].text",
-            ),
-            (
-                "/scenes/0/transition/duration",
-                json!(3.5),
-                "scenes[0].transition.duration",
-            ),
-            (
-                "/scenes/0/transition/kind",
-                json!("crossfade"),
-                "scenes[0].transition.kind",
-            ),
-            ("/priority", json!(10), "priority"),
-            ("/priority", json!(-1), "priority"),
-            ("/metadata", json!({ "big": "x".repeat(4100) }), "metadata"),
+        // Each value breaks a rule of the field it replaces, and the error names that field.
+        let own_field: Vec<(&str, Value)> = vec![
+            ("/output/width", json!(15)),
+            ("/output/width", json!(3842)),
+            ("/output/width", json!(1281)),
+            ("/output/height", json!(0)),
+            ("/output/height", json!(-720)),
+            ("/output/fps", json!(0)),
+            ("/output/fps", json!(61)),
+            ("/scenes/0/duration", json!(0)),
+            ("/scenes/0/duration", json!(-1.5)),
+            ("/scenes/0/background/color", json!("red")),
+            ("/scenes/0/background/color", json!("#12345g")),
+            ("/scenes/0/texts/0/x", json!(1.01)),
+            ("/scenes/0/texts/0/y", json!(-0.1)),
+            ("/scenes/0/texts/0/size", json!(0)),
+            ("/scenes/0/texts/0/color", json!("#fff")),
+            ("/scenes/0/texts/0/text", json!("x".repeat(501))),
+            ("/scenes/0/texts/0/text", json!("a\u{0}b")),
+            ("/scenes/0/transition/duration", json!(3.5)),
+            ("/scenes/0/transition/kind", json!("crossfade")),
+            ("/priority", json!(10)),
+            ("/priority", json!(-1)),
+            ("/metadata", json!({ "big": "x".repeat(4100) })),
         ];
+        let cases = own_field
+            .into_iter()
+            .map(|(pointer, value)| (pointer, value, path_of(pointer)))
+            // A scene too long makes the whole video too long.
+            .chain([("/scenes/0/duration", json!(601), "scenes".to_owned())]);
         for (pointer, value, field) in cases {
             let e = err_of(with(valid(), pointer, value.clone()));
             assert_eq!(e.field, field, "{pointer} = {value}: {e}");

@@ -73,6 +73,19 @@ pub struct FleetKind {
     pub initial: u32,
 }
 
+impl FleetKind {
+    /// An Auto Scaling group the policy sizes, `initial` instances in service at time 0: no
+    /// worker protects itself and none exits when idle.
+    pub fn asg(initial: u32) -> Self {
+        Self {
+            asg: true,
+            protect_busy: false,
+            idle_exit: None,
+            initial,
+        }
+    }
+}
+
 /// How the group chooses victims when its desired capacity drops below its instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Victims {

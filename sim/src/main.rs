@@ -1,7 +1,7 @@
 //! renderfleet-sim: the command line over the simulator library. See docs/SIMULATOR.md.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -102,63 +102,10 @@ fn parse_tick(s: &str) -> Result<(PolicyKind, f64), String> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.slots == 0 {
-        bail!("--slots must be at least 1");
-    }
-    if !(args.rate_scale.is_finite() && args.rate_scale > 0.0) {
-        bail!("--rate-scale must be above 0");
-    }
-    for (name, v) in [
-        ("--metric-lag-secs", args.metric_lag_secs),
-        ("--sqs-lag-secs", args.sqs_lag_secs),
-        ("--min-billed-secs", args.min_billed_secs),
-        ("--target-wait-secs", args.target_wait_secs),
-        ("--drain-secs", args.drain_secs),
-        ("--buildkite-idle-secs", args.buildkite_idle_secs),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            bail!("{name} must be a number of seconds, at least 0");
-        }
-    }
-    let (source, jobs) = match &args.trace {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            let jobs = trace::parse_csv(&text).with_context(|| format!("{}", path.display()))?;
-            (format!("trace {}", path.display()), jobs)
-        }
-        None => (
-            args.scenario.to_string(),
-            args.scenario.jobs(args.seed, args.rate_scale),
-        ),
-    };
-    let setup = Setup {
-        slots: args.slots,
-        boot: args.boot,
-        max_workers: args.max_workers,
-        seed: args.seed,
-        metric_lag_secs: args.metric_lag_secs,
-        sqs_lag_secs: args.sqs_lag_secs,
-        min_billed_secs: args.min_billed_secs,
-        target_wait_secs: args.target_wait_secs,
-        drain_secs: args.drain_secs,
-    };
-    let mut opts = Options {
-        ticks: args.ticks.iter().copied().collect::<BTreeMap<_, _>>(),
-        keda_queue_length: args.keda_queue_length,
-        buildkite_idle_secs: args.buildkite_idle_secs,
-        ..Options::default()
-    };
-    if let Some(path) = &args.renderfleet_config {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let cfg: PolicyConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a renderfleet policy config", path.display()))?;
-        cfg.validate()
-            .with_context(|| format!("{}", path.display()))?;
-        opts.renderfleet = cfg;
-        opts.renderfleet_config_fixed = true;
-    }
+    args.check()?;
+    let (source, jobs) = args.jobs()?;
+    let setup = args.setup();
+    let opts = args.options()?;
     let input = Input {
         source,
         seed: args.seed,
@@ -185,4 +132,80 @@ fn main() -> anyhow::Result<()> {
         print!("{}", report.table());
     }
     Ok(())
+}
+
+impl Args {
+    /// The checks clap cannot make.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.slots == 0 {
+            bail!("--slots must be at least 1");
+        }
+        if !(self.rate_scale.is_finite() && self.rate_scale > 0.0) {
+            bail!("--rate-scale must be above 0");
+        }
+        for (name, v) in [
+            ("--metric-lag-secs", self.metric_lag_secs),
+            ("--sqs-lag-secs", self.sqs_lag_secs),
+            ("--min-billed-secs", self.min_billed_secs),
+            ("--target-wait-secs", self.target_wait_secs),
+            ("--drain-secs", self.drain_secs),
+            ("--buildkite-idle-secs", self.buildkite_idle_secs),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("{name} must be a number of seconds, at least 0");
+            }
+        }
+        Ok(())
+    }
+
+    /// The jobs to replay, from the trace or the scenario, and what they are called.
+    fn jobs(&self) -> anyhow::Result<(String, Vec<trace::Job>)> {
+        let Some(path) = &self.trace else {
+            return Ok((
+                self.scenario.to_string(),
+                self.scenario.jobs(self.seed, self.rate_scale),
+            ));
+        };
+        let text = read(path)?;
+        let jobs = trace::parse_csv(&text).with_context(|| format!("{}", path.display()))?;
+        Ok((format!("trace {}", path.display()), jobs))
+    }
+
+    fn setup(&self) -> Setup {
+        Setup {
+            slots: self.slots,
+            boot: self.boot,
+            max_workers: self.max_workers,
+            seed: self.seed,
+            metric_lag_secs: self.metric_lag_secs,
+            sqs_lag_secs: self.sqs_lag_secs,
+            min_billed_secs: self.min_billed_secs,
+            target_wait_secs: self.target_wait_secs,
+            drain_secs: self.drain_secs,
+        }
+    }
+
+    /// The policies' options, with our policy's configuration read and checked when given.
+    fn options(&self) -> anyhow::Result<Options> {
+        let mut opts = Options {
+            ticks: self.ticks.iter().copied().collect::<BTreeMap<_, _>>(),
+            keda_queue_length: self.keda_queue_length,
+            buildkite_idle_secs: self.buildkite_idle_secs,
+            ..Options::default()
+        };
+        if let Some(path) = &self.renderfleet_config {
+            let text = read(path)?;
+            let cfg: PolicyConfig = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a renderfleet policy config", path.display()))?;
+            cfg.validate()
+                .with_context(|| format!("{}", path.display()))?;
+            opts.renderfleet = cfg;
+            opts.renderfleet_config_fixed = true;
+        }
+        Ok(opts)
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -71,6 +71,21 @@ fn escape(s: &str) -> String {
 pub fn svg(title: &str, panels: &[(String, Vec<Sample>)], end_ms: i64) -> String {
     let height = 40.0 + PANEL * panels.len() as f64;
     let mut s = String::new();
+    write_heading(&mut s, title, height);
+    let time = TimeAxis::until(end_ms);
+    for (n, (name, series)) in panels.iter().enumerate() {
+        let y0 = 30.0 + PANEL * n as f64 + TOP;
+        write_panel(&mut s, name, &buckets(series, end_ms), y0, &time);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+const PLOT_W: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_H: f64 = PANEL - TOP - BOTTOM;
+
+/// The figure's opening: the root element, the white ground, the title and the legend.
+fn write_heading(s: &mut String, title: &str, height: f64) {
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">"#
@@ -96,94 +111,121 @@ pub fn svg(title: &str, panels: &[(String, Vec<Sample>)], end_ms: i64) -> String
         );
         lx += 150.0;
     }
-    let hours = end_ms as f64 / 3_600_000.0;
-    let (unit, per) = if hours > 3.0 {
-        ("h", 3_600_000.0)
-    } else {
-        ("min", 60_000.0)
-    };
-    let span = end_ms as f64 / per;
-    let step = [1.0, 2.0, 3.0, 6.0, 10.0, 15.0, 30.0, 60.0]
-        .into_iter()
-        .find(|st| span / st <= 12.0)
-        .unwrap_or(120.0);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = PANEL - TOP - BOTTOM;
-    for (n, (name, series)) in panels.iter().enumerate() {
-        let y0 = 30.0 + PANEL * n as f64 + TOP;
-        let b = buckets(series, end_ms);
-        let wmax = nice(b.iter().map(|x| x.1.max(x.2)).max().unwrap_or(0));
-        let qmax = nice(b.iter().map(|x| x.0).max().unwrap_or(0));
-        let _ = writeln!(
-            s,
-            r#"<text x="{LEFT}" y="{}" font-size="12" font-weight="bold">{}</text>"#,
-            y0 - 6.0,
-            escape(name)
-        );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{LEFT}" y="{y0}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>"##
-        );
-        // Gridlines and axis labels.
-        for f in [0.0, 0.5, 1.0] {
-            let y = y0 + plot_h * (1.0 - f);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text><text x="{}" y="{}" fill="{QUEUE}">{}</text>"##,
-                LEFT + plot_w,
-                LEFT - 6.0,
-                y + 4.0,
-                (wmax as f64 * f).round(),
-                LEFT + plot_w + 6.0,
-                y + 4.0,
-                (qmax as f64 * f).round()
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">workers</text>"#,
-            y0 + plot_h / 2.0,
-            y0 + plot_h / 2.0
-        );
-        let mut t = 0.0;
-        while t <= span + 1e-9 {
-            let x = LEFT + plot_w * t / span.max(1e-9);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" text-anchor="middle">{t}{unit}</text>"##,
-                y0 + plot_h,
-                y0 + plot_h + 4.0,
-                y0 + plot_h + 16.0
-            );
-            t += step;
-        }
-        let line = |pick: &dyn Fn(&(u32, u32, u32)) -> u32, max: u32| {
-            let mut pts = String::new();
-            for (i, v) in b.iter().enumerate() {
-                let x = LEFT + plot_w * (i as f64 + 0.5) / BUCKETS as f64;
-                let y = y0 + plot_h * (1.0 - pick(v) as f64 / max as f64);
-                let _ = write!(pts, "{x:.1},{y:.1} ");
-            }
-            pts
+}
+
+/// The time axis every panel shares: minutes, or hours past three hours, ticked every `step`.
+struct TimeAxis {
+    unit: &'static str,
+    /// The axis' length in `unit`s.
+    span: f64,
+    step: f64,
+}
+
+impl TimeAxis {
+    fn until(end_ms: i64) -> Self {
+        let hours = end_ms as f64 / 3_600_000.0;
+        let (unit, per) = if hours > 3.0 {
+            ("h", 3_600_000.0)
+        } else {
+            ("min", 60_000.0)
         };
+        let span = end_ms as f64 / per;
+        let step = [1.0, 2.0, 3.0, 6.0, 10.0, 15.0, 30.0, 60.0]
+            .into_iter()
+            .find(|st| span / st <= 12.0)
+            .unwrap_or(120.0);
+        Self { unit, span, step }
+    }
+}
+
+/// One policy's panel, its plot's top at `y0`: frame, axes and the three lines.
+fn write_panel(s: &mut String, name: &str, b: &[(u32, u32, u32)], y0: f64, time: &TimeAxis) {
+    let wmax = nice(b.iter().map(|x| x.1.max(x.2)).max().unwrap_or(0));
+    let qmax = nice(b.iter().map(|x| x.0).max().unwrap_or(0));
+    let _ = writeln!(
+        s,
+        r#"<text x="{LEFT}" y="{}" font-size="12" font-weight="bold">{}</text>"#,
+        y0 - 6.0,
+        escape(name)
+    );
+    let _ = writeln!(
+        s,
+        r##"<rect x="{LEFT}" y="{y0}" width="{PLOT_W}" height="{PLOT_H}" fill="none" stroke="#999"/>"##
+    );
+    write_value_axes(s, y0, wmax, qmax);
+    write_time_axis(s, y0, time);
+    let _ = writeln!(
+        s,
+        r#"<polyline fill="none" stroke="{QUEUE}" stroke-width="1.2" opacity="0.8" points="{}"/>"#,
+        points(b, |v| v.0, qmax, y0)
+    );
+    let _ = writeln!(
+        s,
+        r#"<polyline fill="none" stroke="{IN_SERVICE}" stroke-width="1.6" points="{}"/>"#,
+        points(b, |v| v.2, wmax, y0)
+    );
+    let _ = writeln!(
+        s,
+        r#"<polyline fill="none" stroke="{DESIRED}" stroke-width="1.4" stroke-dasharray="5,3" points="{}"/>"#,
+        points(b, |v| v.1, wmax, y0)
+    );
+}
+
+/// Gridlines with the workers' labels on the left and the queue's on the right.
+fn write_value_axes(s: &mut String, y0: f64, wmax: u32, qmax: u32) {
+    for f in [0.0, 0.5, 1.0] {
+        let y = y0 + PLOT_H * (1.0 - f);
         let _ = writeln!(
             s,
-            r#"<polyline fill="none" stroke="{QUEUE}" stroke-width="1.2" opacity="0.8" points="{}"/>"#,
-            line(&|v| v.0, qmax)
-        );
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{IN_SERVICE}" stroke-width="1.6" points="{}"/>"#,
-            line(&|v| v.2, wmax)
-        );
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{DESIRED}" stroke-width="1.4" stroke-dasharray="5,3" points="{}"/>"#,
-            line(&|v| v.1, wmax)
+            r##"<line x1="{LEFT}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" text-anchor="end">{}</text><text x="{}" y="{}" fill="{QUEUE}">{}</text>"##,
+            LEFT + PLOT_W,
+            LEFT - 6.0,
+            y + 4.0,
+            (wmax as f64 * f).round(),
+            LEFT + PLOT_W + 6.0,
+            y + 4.0,
+            (qmax as f64 * f).round()
         );
     }
-    s.push_str("</svg>\n");
-    s
+    let _ = writeln!(
+        s,
+        r#"<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">workers</text>"#,
+        y0 + PLOT_H / 2.0,
+        y0 + PLOT_H / 2.0
+    );
+}
+
+/// The time ticks and their labels under a panel.
+fn write_time_axis(s: &mut String, y0: f64, time: &TimeAxis) {
+    let TimeAxis { unit, span, step } = *time;
+    let mut t = 0.0;
+    while t <= span + 1e-9 {
+        let x = LEFT + PLOT_W * t / span.max(1e-9);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" text-anchor="middle">{t}{unit}</text>"##,
+            y0 + PLOT_H,
+            y0 + PLOT_H + 4.0,
+            y0 + PLOT_H + 16.0
+        );
+        t += step;
+    }
+}
+
+/// A polyline's points: the value `pick` takes from each bucket, scaled so `max` is the top.
+fn points(
+    b: &[(u32, u32, u32)],
+    pick: impl Fn(&(u32, u32, u32)) -> u32,
+    max: u32,
+    y0: f64,
+) -> String {
+    let mut pts = String::new();
+    for (i, v) in b.iter().enumerate() {
+        let x = LEFT + PLOT_W * (i as f64 + 0.5) / BUCKETS as f64;
+        let y = y0 + PLOT_H * (1.0 - pick(v) as f64 / max as f64);
+        let _ = write!(pts, "{x:.1},{y:.1} ");
+    }
+    pts
 }
 
 #[cfg(test)]

@@ -55,51 +55,70 @@ pub fn parse_csv(text: &str) -> Result<Vec<Job>, TraceError> {
         .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     let (header_line, header) = lines.next().ok_or(TraceError::Empty)?;
-    // Where each known column sits in a row.
-    let mut at = [None::<usize>; 3];
-    for (i, name) in header.split(',').map(str::trim).enumerate() {
-        match COLUMNS.iter().position(|c| *c == name) {
-            Some(k) if at[k].is_some() => {
-                return Err(TraceError::Field {
-                    line: header_line,
-                    column: i + 1,
-                    name: name.into(),
-                    message: "column named twice".into(),
-                });
+    let columns = Columns::of_header(header_line, header)?;
+    let mut jobs = lines
+        .map(|(line, row)| columns.job(line, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    if jobs.is_empty() {
+        return Err(TraceError::Empty);
+    }
+    jobs.sort_by_key(|j| j.submitted);
+    Ok(jobs)
+}
+
+/// Where each known column sits in a row (indexed as [`COLUMNS`]), and how many fields a row has.
+struct Columns {
+    at: [Option<usize>; 3],
+    width: usize,
+}
+
+impl Columns {
+    /// Reads the header: known columns, each at most once, the first two required.
+    fn of_header(line: usize, header: &str) -> Result<Self, TraceError> {
+        let mut at = [None::<usize>; 3];
+        for (i, name) in header.split(',').map(str::trim).enumerate() {
+            let err = |message: String| TraceError::Field {
+                line,
+                column: i + 1,
+                name: name.into(),
+                message,
+            };
+            match COLUMNS.iter().position(|c| *c == name) {
+                Some(k) if at[k].is_some() => return Err(err("column named twice".into())),
+                Some(k) => at[k] = Some(i),
+                None => {
+                    return Err(err(format!(
+                        "unknown column; expected one of {}",
+                        COLUMNS.join(", ")
+                    )));
+                }
             }
-            Some(k) => at[k] = Some(i),
-            None => {
-                return Err(TraceError::Field {
-                    line: header_line,
-                    column: i + 1,
-                    name: name.into(),
-                    message: format!("unknown column; expected one of {}", COLUMNS.join(", ")),
+        }
+        for (k, name) in COLUMNS.iter().enumerate().take(2) {
+            if at[k].is_none() {
+                return Err(TraceError::Line {
+                    line,
+                    message: format!(
+                        "the header must name the {name} column (found {:?})",
+                        header.trim()
+                    ),
                 });
             }
         }
+        let width = at.iter().flatten().count();
+        Ok(Self { at, width })
     }
-    for (k, name) in COLUMNS.iter().enumerate().take(2) {
-        if at[k].is_none() {
-            return Err(TraceError::Line {
-                line: header_line,
-                message: format!(
-                    "the header must name the {name} column (found {:?})",
-                    header.trim()
-                ),
-            });
-        }
-    }
-    let width = at.iter().flatten().count();
-    let mut jobs = Vec::new();
-    for (line, row) in lines {
+
+    /// One job from the row on `line`.
+    fn job(&self, line: usize, row: &str) -> Result<Job, TraceError> {
         let fields: Vec<&str> = row.split(',').map(str::trim).collect();
-        if fields.len() != width {
+        if fields.len() != self.width {
             return Err(TraceError::Line {
                 line,
-                message: format!("expected {width} fields, found {}", fields.len()),
+                message: format!("expected {} fields, found {}", self.width, fields.len()),
             });
         }
-        let field = |k: usize| at[k].map(|i| (i, fields[i]));
+        let field = |k: usize| self.at[k].map(|i| (i, fields[i]));
         let err = |k: usize, i: usize, message: String| TraceError::Field {
             line,
             column: i + 1,
@@ -126,17 +145,12 @@ pub fn parse_csv(text: &str) -> Result<Vec<Job>, TraceError> {
                 .parse()
                 .map_err(|_| err(2, i, format!("cannot read {v:?} as a whole number")))?,
         };
-        jobs.push(Job {
+        Ok(Job {
             submitted: ms(submitted),
             render: ms(render).max(1),
             priority,
-        });
+        })
     }
-    if jobs.is_empty() {
-        return Err(TraceError::Empty);
-    }
-    jobs.sort_by_key(|j| j.submitted);
-    Ok(jobs)
 }
 
 #[cfg(test)]

@@ -5,15 +5,7 @@ use renderfleet_sim::policies::build;
 use renderfleet_sim::scenario::{BootTime, Scenario};
 use renderfleet_sim::{Input, Options, PolicyKind, Report, Setup, check_bar, engine, simulate};
 
-const PEERS_AND_OURS: [PolicyKind; 7] = [
-    PolicyKind::Renderfleet,
-    PolicyKind::TargetTracking,
-    PolicyKind::Keda,
-    PolicyKind::GhRunner,
-    PolicyKind::Buildkite,
-    PolicyKind::BuildkiteAsg,
-    PolicyKind::Oracle,
-];
+const PEERS_AND_OURS: [PolicyKind; 7] = PolicyKind::ALL;
 
 fn run(scenario: Scenario, seed: u64, rate_scale: f64, slots: u32) -> Report {
     let jobs = scenario.jobs(seed, rate_scale);

@@ -312,112 +312,239 @@ fn secs_to_ms(s: f64) -> Millis {
 }
 
 /// Decides the desired capacity. Pure: the same inputs always give the same decision.
+///
+/// The steps: plan the waiting work onto the capacity there is (booting and asked-for workers
+/// included), remember the need, launch what the plan asks for or else retire idle workers down
+/// to the window's largest need, and bring the result within bounds.
 pub fn decide(obs: &Observation, cfg: &PolicyConfig, history: &History, now: Millis) -> Decision {
-    let slots = cfg.slots_per_worker.max(1);
     let max = cfg.max_workers.max(cfg.min_workers);
-    let boot_secs = obs
-        .boot_secs
-        .filter(|b| b.is_finite() && *b >= 0.0)
-        .unwrap_or(cfg.default_boot_secs)
-        .min(3600.0);
-    let busy = obs.busy_workers();
-    let instances = obs.instances();
-    // Capacity asked for but not yet visible counts as booting from now.
-    let unseen = obs.current_desired.saturating_sub(instances);
-    let capacity = instances + unseen;
-    let oldest_wait_secs = obs.waiting.iter().map(|w| w.age_secs).fold(0.0, f64::max);
-    let backlog_secs: f64 = obs.waiting.iter().map(|w| w.est_secs.max(0.0)).sum::<f64>()
-        + obs
-            .running
-            .iter()
-            .map(|r| r.remaining_secs.max(0.0))
-            .sum::<f64>();
+    let boot_secs = planning_boot_secs(obs.boot_secs, cfg);
+    let fleet = Fleet::of(obs);
+    let room = max.saturating_sub(fleet.capacity).min(cfg.max_step_up);
+    let slots = cfg.slots_per_worker.max(1);
+    let p = plan(
+        obs,
+        slots,
+        boot_secs,
+        fleet.unseen,
+        cfg.target_wait_secs,
+        room,
+    );
+    let needed = fleet.busy.max(p.workers_needed);
+    let mut next = remember_need(history, obs, fleet.busy, needed, cfg, now);
+    let oldest_wait_secs = oldest_wait_secs(obs);
 
-    let room = max.saturating_sub(capacity).min(cfg.max_step_up);
-    let p = plan(obs, slots, boot_secs, unseen, cfg.target_wait_secs, room);
-
-    let mut next = history.clone();
-    if !obs.waiting.is_empty() || !obs.running.is_empty() || busy > 0 {
-        next.last_busy_at = Some(now);
-    }
-    let needed = busy.max(p.workers_needed);
-    let window = secs_to_ms(cfg.scale_in_window_secs);
-    next.needs.retain(|(at, _)| now - *at < window);
-    next.needs.push((now, needed));
-    let window_need = next.needs.iter().map(|(_, n)| *n).max().unwrap_or(needed);
-
-    let mut desired = capacity;
-    let mut retire = Vec::new();
-    let mut reason = Reason::Hold;
-    if p.launch > 0 {
-        desired = capacity + p.launch;
-        reason = Reason::ScaleOut;
+    let choice = if p.launch > 0 {
         next.last_scale_out_at = Some(now);
+        Choice::scale_out(fleet.capacity + p.launch)
     } else if obs.waiting.is_empty() && oldest_wait_secs <= cfg.target_wait_secs {
-        let floor = window_need.max(cfg.min_workers).max(busy);
-        let idle_needed = cfg.worker_idle_secs.unwrap_or(boot_secs);
-        let fleet_idle_secs = next.last_busy_at.map(|t| (now - t) as f64 / 1000.0);
-        let fleet_idle_long_enough = fleet_idle_secs.is_none_or(|s| s >= cfg.idle_to_zero_secs);
-        let mut candidates: Vec<&Worker> = obs
-            .workers
-            .iter()
-            .filter(|w| w.jobs == 0 && !w.protected)
-            .filter(|w| w.idle_secs.is_some_and(|s| s >= idle_needed))
-            .filter(|w| w.age_secs >= cfg.min_billed_secs)
-            .collect();
-        candidates.sort_by(|a, b| {
-            b.idle_secs
-                .unwrap_or(0.0)
-                .total_cmp(&a.idle_secs.unwrap_or(0.0))
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        let mut removable = capacity.saturating_sub(floor).min(cfg.max_step_down) as usize;
-        // The last workers go only after the whole fleet has been idle for the idle window.
-        if capacity.saturating_sub(removable as u32) == 0 && !fleet_idle_long_enough {
-            removable = removable.saturating_sub(1);
-        }
-        retire = candidates
-            .into_iter()
-            .take(removable)
-            .map(|w| w.id.clone())
-            .collect();
-        if !retire.is_empty() {
-            desired = capacity - retire.len() as u32;
-            reason = if desired == 0 {
-                Reason::ToZero
-            } else {
-                Reason::ScaleIn
-            };
+        let choice = scale_in(obs, cfg, &next, &fleet, boot_secs, now);
+        if !choice.retire.is_empty() {
             next.last_scale_in_at = Some(now);
         }
-    }
-
-    // Bounds, in our code (the group would accept anything). Never below busy workers.
-    let bounded = desired.clamp(cfg.min_workers, max).max(busy);
-    if bounded != desired {
-        if bounded > desired {
-            // Raised to the floor: keep enough of the chosen victims.
-            let keep = (bounded - desired) as usize;
-            retire.truncate(retire.len().saturating_sub(keep));
-        }
-        desired = bounded;
-        if retire.is_empty() && reason != Reason::ScaleOut {
-            reason = Reason::Bounds;
-        }
-    }
+        choice
+    } else {
+        Choice::hold(fleet.capacity)
+    };
+    let Choice {
+        desired,
+        retire,
+        reason,
+    } = within_bounds(choice, cfg.min_workers, max, fleet.busy);
 
     Decision {
         desired,
         retire,
         reason,
-        launched: desired.saturating_sub(capacity),
+        launched: desired.saturating_sub(fleet.capacity),
         needed,
         projected_max_wait_secs: p.max_wait_secs,
-        backlog_secs,
+        backlog_secs: backlog_secs(obs),
         oldest_wait_secs,
         boot_secs,
         dry_run: cfg.dry_run,
         history: next,
+    }
+}
+
+/// The boot time to plan with: the measured one when it is a time, else the configured default,
+/// at most an hour.
+fn planning_boot_secs(measured: Option<f64>, cfg: &PolicyConfig) -> f64 {
+    measured
+        .filter(|b| b.is_finite() && *b >= 0.0)
+        .unwrap_or(cfg.default_boot_secs)
+        .min(3600.0)
+}
+
+/// The fleet as the policy counts it.
+struct Fleet {
+    /// Workers rendering or protected.
+    busy: u32,
+    /// Capacity asked for but not yet visible as instances: it counts as booting from now.
+    unseen: u32,
+    /// Instances, ready or booting, plus the unseen ones.
+    capacity: u32,
+}
+
+impl Fleet {
+    fn of(obs: &Observation) -> Self {
+        let instances = obs.instances();
+        let unseen = obs.current_desired.saturating_sub(instances);
+        Self {
+            busy: obs.busy_workers(),
+            unseen,
+            capacity: instances + unseen,
+        }
+    }
+}
+
+/// The age of the oldest waiting job, seconds; 0 when none waits.
+fn oldest_wait_secs(obs: &Observation) -> f64 {
+    obs.waiting.iter().map(|w| w.age_secs).fold(0.0, f64::max)
+}
+
+/// Expected render seconds waiting and running.
+fn backlog_secs(obs: &Observation) -> f64 {
+    obs.waiting.iter().map(|w| w.est_secs.max(0.0)).sum::<f64>()
+        + obs
+            .running
+            .iter()
+            .map(|r| r.remaining_secs.max(0.0))
+            .sum::<f64>()
+}
+
+/// `history` with this tick in it: when the fleet was last busy, and `needed` among the needs
+/// of the stabilisation window (older ones forgotten).
+fn remember_need(
+    history: &History,
+    obs: &Observation,
+    busy: u32,
+    needed: u32,
+    cfg: &PolicyConfig,
+    now: Millis,
+) -> History {
+    let mut next = history.clone();
+    if !obs.waiting.is_empty() || !obs.running.is_empty() || busy > 0 {
+        next.last_busy_at = Some(now);
+    }
+    let window = secs_to_ms(cfg.scale_in_window_secs);
+    next.needs.retain(|(at, _)| now - *at < window);
+    next.needs.push((now, needed));
+    next
+}
+
+/// A desired capacity with the workers to retire for it, and why.
+struct Choice {
+    desired: u32,
+    retire: Vec<String>,
+    reason: Reason,
+}
+
+impl Choice {
+    fn hold(capacity: u32) -> Self {
+        Self {
+            desired: capacity,
+            retire: Vec::new(),
+            reason: Reason::Hold,
+        }
+    }
+
+    fn scale_out(desired: u32) -> Self {
+        Self {
+            desired,
+            retire: Vec::new(),
+            reason: Reason::ScaleOut,
+        }
+    }
+}
+
+/// Retires idle workers down to the largest need of the window (never below `min_workers` or
+/// the busy workers); the fleet's last worker only once the fleet has idled the idle window.
+fn scale_in(
+    obs: &Observation,
+    cfg: &PolicyConfig,
+    next: &History,
+    fleet: &Fleet,
+    boot_secs: f64,
+    now: Millis,
+) -> Choice {
+    // The needs hold this tick's own, so their largest is at least what is needed now.
+    let window_need = next.needs.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let floor = window_need.max(cfg.min_workers).max(fleet.busy);
+    let fleet_idle_secs = next.last_busy_at.map(|t| (now - t) as f64 / 1000.0);
+    let fleet_idle_long_enough = fleet_idle_secs.is_none_or(|s| s >= cfg.idle_to_zero_secs);
+    let mut removable = fleet.capacity.saturating_sub(floor).min(cfg.max_step_down) as usize;
+    if fleet.capacity.saturating_sub(removable as u32) == 0 && !fleet_idle_long_enough {
+        removable = removable.saturating_sub(1);
+    }
+    let idle_needed = cfg.worker_idle_secs.unwrap_or(boot_secs);
+    let retire: Vec<String> = retirable(obs, cfg, idle_needed)
+        .into_iter()
+        .take(removable)
+        .map(|w| w.id.clone())
+        .collect();
+    if retire.is_empty() {
+        return Choice::hold(fleet.capacity);
+    }
+    let desired = fleet.capacity - retire.len() as u32;
+    let reason = if desired == 0 {
+        Reason::ToZero
+    } else {
+        Reason::ScaleIn
+    };
+    Choice {
+        desired,
+        retire,
+        reason,
+    }
+}
+
+/// Workers that may be retired, longest idle first: idle, unprotected, idle at least
+/// `idle_needed` seconds and older than the billing minimum.
+fn retirable<'a>(obs: &'a Observation, cfg: &PolicyConfig, idle_needed: f64) -> Vec<&'a Worker> {
+    let mut candidates: Vec<&Worker> = obs
+        .workers
+        .iter()
+        .filter(|w| w.jobs == 0 && !w.protected)
+        .filter(|w| w.idle_secs.is_some_and(|s| s >= idle_needed))
+        .filter(|w| w.age_secs >= cfg.min_billed_secs)
+        .collect();
+    candidates.sort_by(|a, b| {
+        b.idle_secs
+            .unwrap_or(0.0)
+            .total_cmp(&a.idle_secs.unwrap_or(0.0))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    candidates
+}
+
+/// `choice` within `[min, max]` and never below the busy workers, in our code (the group would
+/// accept anything). Raised to the floor, it keeps enough of the chosen victims.
+fn within_bounds(choice: Choice, min: u32, max: u32, busy: u32) -> Choice {
+    let Choice {
+        desired,
+        mut retire,
+        mut reason,
+    } = choice;
+    let bounded = desired.clamp(min, max).max(busy);
+    if bounded == desired {
+        return Choice {
+            desired,
+            retire,
+            reason,
+        };
+    }
+    if bounded > desired {
+        let keep = (bounded - desired) as usize;
+        retire.truncate(retire.len().saturating_sub(keep));
+    }
+    if retire.is_empty() && reason != Reason::ScaleOut {
+        reason = Reason::Bounds;
+    }
+    Choice {
+        desired: bounded,
+        retire,
+        reason,
     }
 }
 

@@ -28,6 +28,13 @@ fn waiting(ages: &[f64], est: f64) -> Vec<Waiting> {
         .collect()
 }
 
+fn running(remaining: &[f64]) -> Vec<Running> {
+    remaining
+        .iter()
+        .map(|r| Running { remaining_secs: *r })
+        .collect()
+}
+
 fn busy(id: &str) -> Worker {
     Worker {
         id: id.into(),
@@ -45,6 +52,32 @@ fn idle(id: &str, idle_secs: f64) -> Worker {
         protected: false,
         idle_secs: Some(idle_secs),
         age_secs: 600.0,
+    }
+}
+
+/// `i-1` to `i-n`, each idle for `idle_secs`.
+fn idle_workers(n: usize, idle_secs: f64) -> Vec<Worker> {
+    (1..=n)
+        .map(|i| idle(&format!("i-{i}"), idle_secs))
+        .collect()
+}
+
+/// Jobs waiting for an empty fleet.
+fn queued(ages: &[f64], est: f64) -> Observation {
+    Observation {
+        waiting: waiting(ages, est),
+        ..Default::default()
+    }
+}
+
+/// `workers` in service (the group's desired capacity is their number) rendering jobs that end
+/// in `remaining` seconds.
+fn serving(workers: Vec<Worker>, remaining: &[f64]) -> Observation {
+    Observation {
+        current_desired: workers.len() as u32,
+        workers,
+        running: running(remaining),
+        ..Default::default()
     }
 }
 
@@ -76,6 +109,16 @@ fn row(
     }
 }
 
+impl Row {
+    fn with_cfg(self, cfg: PolicyConfig) -> Row {
+        Row { cfg, ..self }
+    }
+
+    fn after(self, history: History) -> Row {
+        Row { history, ..self }
+    }
+}
+
 #[test]
 fn decisions_table() {
     let long_ago = History {
@@ -92,46 +135,32 @@ fn decisions_table() {
         ),
         row(
             "scales from zero on the first job",
-            Observation {
-                waiting: waiting(&[0.0], 20.0),
-                ..Default::default()
-            },
+            queued(&[0.0], 20.0),
             1,
             0,
             Reason::ScaleOut,
         ),
         row(
             "a burst from zero gets a worker per job, capped at max",
-            Observation {
-                waiting: waiting(&[0.0; 14], 60.0),
-                ..Default::default()
-            },
+            queued(&[0.0; 14], 60.0),
             10,
             0,
             Reason::ScaleOut,
         ),
-        Row {
-            cfg: PolicyConfig {
-                target_wait_secs: 60.0,
-                ..cfg()
-            },
-            ..row(
-                "short jobs queue behind one worker when that meets the target",
-                Observation {
-                    waiting: waiting(&[0.0, 0.0, 0.0], 5.0),
-                    ..Default::default()
-                },
-                1,
-                0,
-                Reason::ScaleOut,
-            )
-        },
+        row(
+            "short jobs queue behind one worker when that meets the target",
+            queued(&[0.0, 0.0, 0.0], 5.0),
+            1,
+            0,
+            Reason::ScaleOut,
+        )
+        .with_cfg(PolicyConfig {
+            target_wait_secs: 60.0,
+            ..cfg()
+        }),
         row(
             "short jobs each get a worker when queueing behind one would miss the target",
-            Observation {
-                waiting: waiting(&[0.0, 0.0, 0.0], 5.0),
-                ..Default::default()
-            },
+            queued(&[0.0, 0.0, 0.0], 5.0),
             3,
             0,
             Reason::ScaleOut,
@@ -140,12 +169,7 @@ fn decisions_table() {
             "waits for a slot freeing sooner than a boot instead of launching",
             Observation {
                 waiting: waiting(&[25.0], 30.0),
-                running: vec![Running {
-                    remaining_secs: 3.0,
-                }],
-                workers: vec![busy("i-1")],
-                current_desired: 1,
-                ..Default::default()
+                ..serving(vec![busy("i-1")], &[3.0])
             },
             1,
             0,
@@ -155,12 +179,7 @@ fn decisions_table() {
             "launches when the earliest slot is later than a boot and the job would miss the target",
             Observation {
                 waiting: waiting(&[10.0], 30.0),
-                running: vec![Running {
-                    remaining_secs: 300.0,
-                }],
-                workers: vec![busy("i-1")],
-                current_desired: 1,
-                ..Default::default()
+                ..serving(vec![busy("i-1")], &[300.0])
             },
             2,
             0,
@@ -170,16 +189,12 @@ fn decisions_table() {
             "counts booting workers before launching more",
             Observation {
                 waiting: waiting(&[5.0, 5.0], 30.0),
-                booting: vec![
-                    Booting {
-                        id: "i-2".into(),
+                booting: ["i-2", "i-3"]
+                    .map(|id| Booting {
+                        id: id.into(),
                         age_secs: 10.0,
-                    },
-                    Booting {
-                        id: "i-3".into(),
-                        age_secs: 10.0,
-                    },
-                ],
+                    })
+                    .into(),
                 current_desired: 2,
                 ..Default::default()
             },
@@ -190,9 +205,8 @@ fn decisions_table() {
         row(
             "capacity asked for but not yet visible counts as booting",
             Observation {
-                waiting: waiting(&[2.0], 30.0),
                 current_desired: 1,
-                ..Default::default()
+                ..queued(&[2.0], 30.0)
             },
             1,
             0,
@@ -200,48 +214,33 @@ fn decisions_table() {
         ),
         row(
             "retires idle workers longest idle first down to the busy ones",
-            Observation {
-                workers: vec![busy("i-1"), idle("i-2", 100.0), idle("i-3", 500.0)],
-                running: vec![Running {
-                    remaining_secs: 30.0,
-                }],
-                current_desired: 3,
-                ..Default::default()
-            },
+            serving(
+                vec![busy("i-1"), idle("i-2", 100.0), idle("i-3", 500.0)],
+                &[30.0],
+            ),
             1,
             2,
             Reason::ScaleIn,
         ),
         row(
             "keeps an idle worker younger than the billing minimum",
-            Observation {
-                workers: vec![
+            serving(
+                vec![
                     busy("i-1"),
                     Worker {
                         age_secs: 40.0,
                         ..idle("i-2", 35.0)
                     },
                 ],
-                running: vec![Running {
-                    remaining_secs: 30.0,
-                }],
-                current_desired: 2,
-                ..Default::default()
-            },
+                &[30.0],
+            ),
             2,
             0,
             Reason::Hold,
         ),
         row(
             "keeps an idle worker until it has been idle a boot time",
-            Observation {
-                workers: vec![busy("i-1"), idle("i-2", 10.0)],
-                running: vec![Running {
-                    remaining_secs: 30.0,
-                }],
-                current_desired: 2,
-                ..Default::default()
-            },
+            serving(vec![busy("i-1"), idle("i-2", 10.0)], &[30.0]),
             2,
             0,
             Reason::Hold,
@@ -250,9 +249,7 @@ fn decisions_table() {
             "never retires while a job waits",
             Observation {
                 waiting: waiting(&[1.0], 10.0),
-                workers: vec![idle("i-1", 500.0), idle("i-2", 500.0)],
-                current_desired: 2,
-                ..Default::default()
+                ..serving(idle_workers(2, 500.0), &[])
             },
             2,
             0,
@@ -262,133 +259,89 @@ fn decisions_table() {
             "brings a desired capacity above max back within bounds",
             Observation {
                 current_desired: 14,
-                workers: vec![busy("i-1")],
-                running: vec![Running {
-                    remaining_secs: 9.0,
-                }],
-                ..Default::default()
+                ..serving(vec![busy("i-1")], &[9.0])
             },
             10,
             0,
             Reason::Bounds,
         ),
-        Row {
-            history: long_ago.clone(),
-            ..row(
-                "goes to zero once the fleet was idle for the idle window",
-                Observation {
-                    workers: vec![idle("i-1", 120.0)],
-                    current_desired: 1,
-                    ..Default::default()
-                },
-                0,
-                1,
-                Reason::ToZero,
-            )
-        },
-        Row {
-            history: History {
-                last_busy_at: Some(100_000),
-                ..History::default()
-            },
-            ..row(
-                "keeps the last worker through the idle window",
-                Observation {
-                    workers: vec![idle("i-1", 40.0)],
-                    current_desired: 1,
-                    ..Default::default()
-                },
-                1,
-                0,
-                Reason::Hold,
-            )
-        },
-        Row {
-            cfg: PolicyConfig {
-                min_workers: 2,
-                ..cfg()
-            },
-            history: long_ago.clone(),
-            ..row(
-                "holds min_workers even when idle",
-                Observation {
-                    workers: vec![idle("i-1", 900.0), idle("i-2", 900.0), idle("i-3", 900.0)],
-                    current_desired: 3,
-                    ..Default::default()
-                },
-                2,
-                1,
-                Reason::ScaleIn,
-            )
-        },
-        Row {
-            cfg: PolicyConfig {
-                max_step_up: 3,
-                ..cfg()
-            },
-            ..row(
-                "launches at most max_step_up at once",
-                Observation {
-                    waiting: waiting(&[0.0; 8], 60.0),
-                    ..Default::default()
-                },
-                3,
-                0,
-                Reason::ScaleOut,
-            )
-        },
-        Row {
-            cfg: PolicyConfig {
-                max_step_down: 1,
-                ..cfg()
-            },
-            history: long_ago.clone(),
-            ..row(
-                "retires at most max_step_down at once",
-                Observation {
-                    workers: vec![idle("i-1", 900.0), idle("i-2", 900.0), idle("i-3", 900.0)],
-                    current_desired: 3,
-                    ..Default::default()
-                },
-                2,
-                1,
-                Reason::ScaleIn,
-            )
-        },
-        Row {
-            cfg: PolicyConfig {
-                slots_per_worker: 4,
-                ..cfg()
-            },
-            ..row(
-                "packs jobs into slots",
-                Observation {
-                    waiting: waiting(&[0.0; 9], 60.0),
-                    ..Default::default()
-                },
-                3,
-                0,
-                Reason::ScaleOut,
-            )
-        },
-        Row {
-            history: History {
-                needs: vec![(95_000, 3)],
-                last_busy_at: Some(99_000),
-                ..History::default()
-            },
-            ..row(
-                "the stabilisation window holds capacity a recent need asked for",
-                Observation {
-                    workers: vec![idle("i-1", 900.0), idle("i-2", 900.0), idle("i-3", 900.0)],
-                    current_desired: 3,
-                    ..Default::default()
-                },
-                3,
-                0,
-                Reason::Hold,
-            )
-        },
+        row(
+            "goes to zero once the fleet was idle for the idle window",
+            serving(idle_workers(1, 120.0), &[]),
+            0,
+            1,
+            Reason::ToZero,
+        )
+        .after(long_ago.clone()),
+        row(
+            "keeps the last worker through the idle window",
+            serving(idle_workers(1, 40.0), &[]),
+            1,
+            0,
+            Reason::Hold,
+        )
+        .after(History {
+            last_busy_at: Some(100_000),
+            ..History::default()
+        }),
+        row(
+            "holds min_workers even when idle",
+            serving(idle_workers(3, 900.0), &[]),
+            2,
+            1,
+            Reason::ScaleIn,
+        )
+        .with_cfg(PolicyConfig {
+            min_workers: 2,
+            ..cfg()
+        })
+        .after(long_ago.clone()),
+        row(
+            "launches at most max_step_up at once",
+            queued(&[0.0; 8], 60.0),
+            3,
+            0,
+            Reason::ScaleOut,
+        )
+        .with_cfg(PolicyConfig {
+            max_step_up: 3,
+            ..cfg()
+        }),
+        row(
+            "retires at most max_step_down at once",
+            serving(idle_workers(3, 900.0), &[]),
+            2,
+            1,
+            Reason::ScaleIn,
+        )
+        .with_cfg(PolicyConfig {
+            max_step_down: 1,
+            ..cfg()
+        })
+        .after(long_ago.clone()),
+        row(
+            "packs jobs into slots",
+            queued(&[0.0; 9], 60.0),
+            3,
+            0,
+            Reason::ScaleOut,
+        )
+        .with_cfg(PolicyConfig {
+            slots_per_worker: 4,
+            ..cfg()
+        }),
+        row(
+            "the stabilisation window holds capacity a recent need asked for",
+            serving(idle_workers(3, 900.0), &[]),
+            3,
+            0,
+            Reason::Hold,
+        )
+        .after(History {
+            needs: vec![(95_000, 3)],
+            last_busy_at: Some(99_000),
+            ..History::default()
+        }),
     ];
     for r in rows {
         let d = decide(&r.obs, &r.cfg, &r.history, 100_000);
@@ -403,19 +356,15 @@ fn decisions_table() {
 
 #[test]
 fn victims_are_the_longest_idle() {
-    let obs = Observation {
-        workers: vec![
+    let obs = serving(
+        vec![
             idle("i-a", 100.0),
             idle("i-b", 900.0),
             idle("i-c", 400.0),
             busy("i-d"),
         ],
-        running: vec![Running {
-            remaining_secs: 10.0,
-        }],
-        current_desired: 4,
-        ..Default::default()
-    };
+        &[10.0],
+    );
     let d = decide(
         &obs,
         &PolicyConfig {
@@ -434,13 +383,8 @@ fn the_measured_boot_time_is_used() {
     // With a 5 s boot, waiting 20 s for a slot misses the 10 s target and a launch is faster.
     let obs = Observation {
         waiting: waiting(&[0.0], 10.0),
-        running: vec![Running {
-            remaining_secs: 20.0,
-        }],
-        workers: vec![busy("i-1")],
-        current_desired: 1,
         boot_secs: Some(5.0),
-        ..Default::default()
+        ..serving(vec![busy("i-1")], &[20.0])
     };
     let c = PolicyConfig {
         target_wait_secs: 10.0,
@@ -460,24 +404,15 @@ fn a_job_waiting_longer_than_a_launch_takes_gets_a_worker() {
     // Estimates said a slot frees now, but the job has waited past target + boot: launch.
     let obs = Observation {
         waiting: waiting(&[90.0], 10.0),
-        running: vec![Running {
-            remaining_secs: 0.0,
-        }],
-        workers: vec![busy("i-1")],
-        current_desired: 1,
-        ..Default::default()
+        ..serving(vec![busy("i-1")], &[0.0])
     };
     assert_eq!(decide(&obs, &cfg(), &History::default(), 0).desired, 2);
 }
 
 #[test]
 fn dry_run_still_decides() {
-    let obs = Observation {
-        waiting: waiting(&[0.0], 20.0),
-        ..Default::default()
-    };
     let d = decide(
-        &obs,
+        &queued(&[0.0], 20.0),
         &PolicyConfig {
             dry_run: true,
             ..cfg()

@@ -152,63 +152,63 @@ fn tiny() -> (Setup, Vec<Job>) {
     (setup(30.0), vec![job(0.0, 100.0)])
 }
 
+/// Runs `policy` on the tiny trace and checks the job's wait, the instance-seconds billed and
+/// the `(actions, interrupted)` counts.
+fn assert_tiny_run(
+    policy: &mut dyn Policy,
+    wait: f64,
+    instance_secs: f64,
+    actions_interrupted: (u64, u64),
+) {
+    let (s, jobs) = tiny();
+    let out = run(&s, &jobs, policy);
+    assert_eq!(out.waits, vec![wait]);
+    assert_eq!(out.instance_secs, instance_secs);
+    assert_eq!((out.actions, out.interrupted), actions_interrupted);
+}
+
 #[test]
 fn renderfleet_on_a_tiny_trace() {
-    let (s, jobs) = tiny();
-    let cfg = crate::policies::Options::default().renderfleet_config(&s);
-    let out = run(&s, &jobs, &mut Renderfleet::new(cfg));
+    let cfg = crate::policies::Options::default().renderfleet_config(&tiny().0);
     // Launches at the first tick, the job starts at 30 s and ends at 130 s; the worker is retired
     // at 180 s: idle a boot time (160 s), the 60 s window without need and the fleet idle 60 s
     // since the last busy tick (120 s).
-    assert_eq!(out.waits, vec![30.0]);
-    assert_eq!(out.instance_secs, 180.0);
-    assert_eq!((out.actions, out.interrupted), (2, 0));
+    assert_tiny_run(&mut Renderfleet::new(cfg), 30.0, 180.0, (2, 0));
 }
 
 #[test]
 fn gh_runner_on_a_tiny_trace() {
-    let (s, jobs) = tiny();
-    let out = run(&s, &jobs, &mut GhRunner::new(20, 300_000));
     // The scale-up message is visible at 30 s: launch, ready at 60 s. The scale-down at 300 s
     // finds it younger than the 300 s minimum (launched at 30 s); the one at 600 s removes it.
-    assert_eq!(out.waits, vec![60.0]);
-    assert_eq!(out.instance_secs, 570.0);
-    assert_eq!((out.actions, out.interrupted), (2, 0));
+    assert_tiny_run(&mut GhRunner::new(20, 300_000), 60.0, 570.0, (2, 0));
 }
 
 #[test]
 fn buildkite_on_a_tiny_trace() {
-    let (s, jobs) = tiny();
     let mut p = Buildkite::new(1, 20, ScaleIn::AgentIdle { after: 600_000 });
-    let out = run(&s, &jobs, &mut p);
     // 0 s: desired 1. 10 s and 20 s: all booting, under half the agents online, one more each.
     // 30 s: the first is ready and busy, 1 of 3 online, one more. 40 s: 2 of 4, enough.
     // Each exits 600 s after it last worked: the first at 730 s, the others 600 s after ready.
-    assert_eq!(out.waits, vec![30.0]);
-    assert_eq!(out.instance_secs, 730.0 + 3.0 * 630.0);
-    assert_eq!((out.actions, out.interrupted), (8, 0));
+    assert_tiny_run(&mut p, 30.0, 730.0 + 3.0 * 630.0, (8, 0));
 }
 
 #[test]
 fn keda_on_a_tiny_trace() {
-    let (s, jobs) = tiny();
-    let out = run(&s, &jobs, &mut Keda::new(1.0, 20, 0));
     // Activated at 0 s with one replica; the last poll seeing the job in flight is at 120 s, so
     // the cooldown ends after 420 s: the replica goes at the 450 s poll.
-    assert_eq!(out.waits, vec![30.0]);
-    assert_eq!(out.instance_secs, 450.0);
-    assert_eq!((out.actions, out.interrupted), (2, 0));
+    assert_tiny_run(&mut Keda::new(1.0, 20, 0), 30.0, 450.0, (2, 0));
 }
 
 #[test]
 fn target_tracking_on_a_tiny_trace() {
-    let (s, jobs) = tiny();
     let target = crate::policies::backlog_target(30.0, 100.0, 1);
-    let out = run(&s, &jobs, &mut TargetTracking::new(target, 20, 60_000));
     // The minimum of one warm instance takes the job at once and stays for the whole run.
-    assert_eq!(out.waits, vec![0.0]);
-    assert_eq!(out.instance_secs, 1800.0);
-    assert_eq!((out.actions, out.interrupted), (0, 0));
+    assert_tiny_run(
+        &mut TargetTracking::new(target, 20, 60_000),
+        0.0,
+        1800.0,
+        (0, 0),
+    );
 }
 
 #[test]

@@ -51,13 +51,11 @@ impl Buildkite {
 impl Policy for Buildkite {
     fn fleet(&self) -> FleetKind {
         FleetKind {
-            asg: true,
-            protect_busy: false,
             idle_exit: match self.scale_in {
                 ScaleIn::AgentIdle { after } => Some(after),
                 ScaleIn::Asg => None,
             },
-            initial: self.min,
+            ..FleetKind::asg(self.min)
         }
     }
 

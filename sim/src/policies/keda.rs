@@ -54,12 +54,7 @@ impl Keda {
 
 impl Policy for Keda {
     fn fleet(&self) -> FleetKind {
-        FleetKind {
-            asg: true,
-            protect_busy: false,
-            idle_exit: None,
-            initial: self.min,
-        }
+        FleetKind::asg(self.min)
     }
 
     fn wake(&mut self, w: &mut World) -> Option<Millis> {

@@ -38,7 +38,8 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    const ALL: [PolicyKind; 7] = [
+    /// Every policy, ours first and the oracle last.
+    pub const ALL: [PolicyKind; 7] = [
         PolicyKind::Renderfleet,
         PolicyKind::TargetTracking,
         PolicyKind::Keda,

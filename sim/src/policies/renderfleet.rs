@@ -83,10 +83,8 @@ impl Renderfleet {
 impl Policy for Renderfleet {
     fn fleet(&self) -> FleetKind {
         FleetKind {
-            asg: true,
             protect_busy: true,
-            idle_exit: None,
-            initial: self.cfg.min_workers,
+            ..FleetKind::asg(self.cfg.min_workers)
         }
     }
 

@@ -70,12 +70,7 @@ impl TargetTracking {
 
 impl Policy for TargetTracking {
     fn fleet(&self) -> FleetKind {
-        FleetKind {
-            asg: true,
-            protect_busy: false,
-            idle_exit: None,
-            initial: self.min,
-        }
+        FleetKind::asg(self.min)
     }
 
     fn wake(&mut self, w: &mut World) -> Option<Millis> {

@@ -246,7 +246,6 @@ async fn start_all(
     .await
     .context("waiting for the moto server")?;
 
-    let sdk = renderfleet_core::aws::emulator_config(&endpoint, &opts.region).await;
     let scaler_settings = scaler_settings(opts);
     let policy = serde_json::Value::Object(
         scaler_settings
@@ -261,7 +260,7 @@ async fn start_all(
         policy,
         dev_tenant: "dev".into(),
     };
-    let provisioned = provision::provision(&sdk, &plan)
+    let provisioned = provision::provision(&endpoint, &opts.region, &plan)
         .await
         .context("creating the resources")?;
 

@@ -9,7 +9,6 @@ use renderfleet_core::api::JobView;
 use renderfleet_core::aws::AsgFleet;
 use renderfleet_core::clock::parse_rfc3339;
 use renderfleet_core::job::JobState;
-use renderfleet_core::names::ResourceNames;
 use renderfleet_core::ports::Fleet;
 
 use crate::client::Api;
@@ -75,8 +74,7 @@ impl Meter {
 pub async fn run(stack: &Stack, state_dir: &Path, opts: &DemoOptions) -> anyhow::Result<Summary> {
     let api = Api::new(&stack.api_url, &stack.api_key)?;
     let sdk = renderfleet_core::aws::emulator_config(&stack.endpoint, &stack.region).await;
-    let names = ResourceNames::for_env(&stack.env).map_err(anyhow::Error::msg)?;
-    let fleet = AsgFleet::new(&sdk, &names.asg);
+    let fleet = AsgFleet::new(&sdk, stack.resource_names()?.asg);
     let examples = examples(&opts.examples)?;
     let started = Instant::now();
     let mut jobs = submit_all(&api, &examples, opts.rounds).await?;

@@ -226,8 +226,7 @@ def main() -> int:
         # scale-in's drains then press the quotas as the modelled fleet's would.
         "--service-env", f"RENDERFLEET_MAX_STEP_DOWN={max(1, round(10 * agents / model))}",
     ])
-    stack_json = json.loads((a.state_dir / "stack.json").read_text())
-    proxy_url = stack_json.get("proxy_url")
+    proxy_url = s.proxy_url
     if not proxy_url:
         log("the stack has no AWS-rules proxy")
         return 1

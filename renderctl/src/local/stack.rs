@@ -10,6 +10,8 @@ use renderfleet_core::names::ResourceNames;
 use serde::{Deserialize, Serialize};
 
 use super::process::{self, Recorded};
+use renderfleet_core::aws::provision::launch_template_name;
+
 use super::provision::{self, Plan, Provisioned};
 use crate::settings::EnvFile;
 
@@ -101,6 +103,59 @@ pub struct Stack {
     pub proxy: Option<Recorded>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_url: Option<String>,
+    /// The resources' names. Absent only from a `stack.json` an older renderctl wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<StackNames>,
+}
+
+/// The resolved names of a stack's resources, recorded in `stack.json` so that its readers (the
+/// end-to-end tests, `scripts/reliability`) take them from there instead of deriving them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackNames {
+    pub env: String,
+    pub queue: String,
+    pub dlq: String,
+    pub table: String,
+    pub bucket: String,
+    pub asg: String,
+    pub tick_queue: String,
+    pub ssm_prefix: String,
+    pub scaling_policy_parameter: String,
+    pub launch_template: String,
+    /// The launch hook the AWS-rules mode holds new instances in.
+    pub launch_hook: String,
+}
+
+impl StackNames {
+    pub fn of(n: &ResourceNames) -> Self {
+        Self {
+            env: n.env.clone(),
+            queue: n.queue.clone(),
+            dlq: n.dlq.clone(),
+            table: n.table.clone(),
+            bucket: n.bucket.clone(),
+            asg: n.asg.clone(),
+            tick_queue: n.tick_queue.clone(),
+            ssm_prefix: n.ssm_prefix.clone(),
+            scaling_policy_parameter: n.scaling_policy_parameter(),
+            launch_template: launch_template_name(n),
+            launch_hook: launch_hook(n),
+        }
+    }
+
+    /// The same names as core's type.
+    pub fn resource_names(&self) -> ResourceNames {
+        ResourceNames {
+            env: self.env.clone(),
+            queue: self.queue.clone(),
+            dlq: self.dlq.clone(),
+            table: self.table.clone(),
+            bucket: self.bucket.clone(),
+            asg: self.asg.clone(),
+            tick_queue: self.tick_queue.clone(),
+            ssm_prefix: self.ssm_prefix.clone(),
+        }
+    }
 }
 
 impl Stack {
@@ -117,6 +172,17 @@ impl Stack {
 
     pub fn all_running(&self) -> bool {
         self.services().iter().all(|(_, r)| process::is_ours(r))
+    }
+
+    /// The resources' names as `dev up` recorded them.
+    pub fn resource_names(&self) -> anyhow::Result<ResourceNames> {
+        match &self.names {
+            Some(n) => Ok(n.resource_names()),
+            None => bail!(
+                "stack.json records no resource names (an older renderctl started this stack): \
+                 restart it with scripts/dev-down and scripts/dev-up"
+            ),
+        }
     }
 }
 
@@ -245,6 +311,7 @@ async fn start_all(
         supervisor: services.supervisor,
         proxy_url: proxy.as_ref().map(|(_, url)| url.clone()),
         proxy: proxy.map(|(rec, _)| rec),
+        names: Some(StackNames::of(names)),
     };
     record(opts, &stack, &env, &provisioned, names)?;
     Ok(stack)
@@ -634,5 +701,50 @@ pub fn down(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     match read_stack(state_dir) {
         Some(stack) => Ok(stop_stack(state_dir, &stack)),
         None => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_names_are_the_resolved_ones() {
+        let names = ResourceNames::for_env("dev")
+            .unwrap()
+            .with_bucket("renderfleet-dev-media-123456789012")
+            .unwrap();
+        let recorded = StackNames::of(&names);
+        assert_eq!(recorded.resource_names(), names);
+        assert_eq!(recorded.bucket, "renderfleet-dev-media-123456789012");
+        assert_eq!(recorded.launch_template, "renderfleet-dev-worker");
+        assert_eq!(recorded.launch_hook, "renderfleet-dev-launch");
+        assert_eq!(
+            recorded.scaling_policy_parameter,
+            "/renderfleet/dev/scaling/policy"
+        );
+    }
+
+    #[test]
+    fn a_stack_file_without_names_still_reads_but_says_so() {
+        let rec = serde_json::json!({ "pid": 1, "program": "x" });
+        let old = serde_json::json!({
+            "env": "local", "region": "us-east-1", "api_url": "http://127.0.0.1:1",
+            "endpoint": "http://127.0.0.1:2", "api_key": "k",
+            "moto": rec, "job_server": rec, "scaler": rec, "supervisor": rec,
+        });
+        let stack: Stack = serde_json::from_value(old).unwrap();
+        assert!(stack.names.is_none());
+        let e = stack.resource_names().unwrap_err().to_string();
+        assert!(e.contains("records no resource names"), "{e}");
+
+        let mut fresh = stack.clone();
+        fresh.names = Some(StackNames::of(&ResourceNames::for_env("local").unwrap()));
+        let json = serde_json::to_value(&fresh).unwrap();
+        assert_eq!(json["names"]["asg"], "renderfleet-local-workers");
+        assert_eq!(
+            json["api_url"], "http://127.0.0.1:1",
+            "existing keys unchanged"
+        );
     }
 }

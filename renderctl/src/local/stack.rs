@@ -202,9 +202,17 @@ pub fn logs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
 }
 
+/// The stack recorded in `state_dir`, if one is.
 pub fn read_stack(state_dir: &Path) -> Option<Stack> {
-    let text = std::fs::read_to_string(stack_file(state_dir)).ok()?;
-    serde_json::from_str(&text).ok()
+    load_stack(state_dir).ok()
+}
+
+/// The stack recorded in `state_dir`, or why there is none.
+pub fn load_stack(state_dir: &Path) -> anyhow::Result<Stack> {
+    let path = stack_file(state_dir);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn read_agents(state_dir: &Path) -> AgentTable {

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aws_quotas  # noqa: E402
 import awsrules  # noqa: E402
+import events  # noqa: E402
 from audit import audit, finish, print_report  # noqa: E402
 from rfstack import Api, Stack, arguments, log  # noqa: E402
 
@@ -94,18 +95,11 @@ def submit_burst(api: Api, n: int, secs: float) -> tuple[set[str], list[str]]:
 def ticks(state: Path) -> list[dict]:
     """The scaler's tick reports, from its log."""
     out = []
-    for line in (state / "logs" / "scaler.log").read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
+    for rec in events.of(state / "logs" / "scaler.log", events.SCALER_TICK):
         try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("message") == "scaler tick" and "tick" in rec:
-            try:
-                out.append(json.loads(rec["tick"]))
-            except ValueError:
-                pass
+            out.append(json.loads(rec["tick"]))
+        except (KeyError, ValueError):
+            pass
     return out
 
 

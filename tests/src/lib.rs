@@ -15,6 +15,7 @@ use renderctl::local::process::Recorded;
 use renderctl::local::stack;
 use renderfleet_core::api::JobView;
 use renderfleet_core::aws::{AsgFleet, S3Media};
+use renderfleet_core::events;
 use renderfleet_core::names::ResourceNames;
 use serde_json::Value;
 
@@ -328,21 +329,16 @@ impl Stack {
         }
     }
 
-    /// How many times agents claimed `id`, from their logs.
+    /// How many times agents claimed `id`: their logs' `job.claimed` events for it.
     pub fn claims_of(&self, id: &str) -> usize {
         let dir = self.state_path().join("logs/agents");
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                    .map(|log| {
-                        log.lines()
-                            .filter(|l| l.contains("job claimed") && l.contains(id))
-                            .count()
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .map(|log| count_events(&log, events::JOB_CLAIMED, id))
+            .sum()
     }
 
     /// Output objects of `id`.
@@ -355,6 +351,28 @@ impl Stack {
     }
 }
 
+/// The JSON objects of a log (tracing's JSON lines); other lines are passed over.
+pub fn log_events(log: &str) -> impl Iterator<Item = Value> + '_ {
+    log.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+}
+
+/// How many `event` events about `job` a log holds.
+pub fn count_events(log: &str, event: &str, job: &str) -> usize {
+    log_events(log)
+        .filter(|e| e["event"] == event && job_of(e) == Some(job))
+        .count()
+}
+
+/// The job a log event is about: its `job_id` field, or its span's.
+pub fn job_of(event: &Value) -> Option<&str> {
+    event
+        .get("job_id")
+        .or_else(|| event.get("span")?.get("job_id"))
+        .and_then(Value::as_str)
+}
+
 /// A job spec whose render takes several seconds on two cores: 1080p, `seconds` long.
 pub fn long_job(seconds: f64, title: &str) -> Value {
     serde_json::json!({
@@ -362,4 +380,27 @@ pub fn long_job(seconds: f64, title: &str) -> Value {
         "scenes": [ { "duration": seconds, "background": { "color": "#14213d" },
                       "texts": [ { "text": title, "size": 0.1 } ] } ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_events;
+    use renderfleet_core::events::{JOB_CLAIMED, JOB_SUCCEEDED};
+
+    #[test]
+    fn events_are_counted_by_their_name_and_job_not_by_the_message() {
+        let log = [
+            r#"{"event":"job.claimed","message":"job claimed","job_id":"job_1"}"#,
+            r#"{"event":"job.claimed","message":"reworded","span":{"job_id":"job_1"}}"#,
+            r#"{"event":"job.claimed","message":"job claimed","job_id":"job_2"}"#,
+            r#"{"message":"job claimed","job_id":"job_1"}"#,
+            "thread 'main' panicked: job claimed job_1",
+            r#"{"event":"job.succeeded","job_id":"job_1"}"#,
+        ]
+        .join("\n");
+        assert_eq!(count_events(&log, JOB_CLAIMED, "job_1"), 2);
+        assert_eq!(count_events(&log, JOB_CLAIMED, "job_2"), 1);
+        assert_eq!(count_events(&log, JOB_SUCCEEDED, "job_1"), 1);
+        assert_eq!(count_events(&log, JOB_CLAIMED, "job_3"), 0);
+    }
 }

@@ -492,7 +492,7 @@ impl Services {
         .context("waiting for the job server")?;
         let agents = agents_file(&opts.state_dir);
         let supervisor_log = logs.join("supervisor.log");
-        wait_ready(
+        poll_ready(
             Duration::from_secs(30),
             || {
                 (!process::is_ours(&self.supervisor)).then(|| {
@@ -604,7 +604,7 @@ async fn start_rules_proxy(
     // Checked against the proxy's command line: the interpreter runs it.
     rec.program = process::file_name(&rules.proxy);
     started.push(rec.clone());
-    let port = wait_ready(
+    let port = poll_ready(
         Duration::from_secs(30),
         || {
             (!process::is_alive(rec.pid))
@@ -634,7 +634,7 @@ async fn wait_http(url: &str, timeout: Duration, rec: &Recorded) -> anyhow::Resu
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()?;
-    wait_ready(
+    poll_ready(
         timeout,
         || {
             (!process::is_ours(rec))
@@ -651,7 +651,7 @@ async fn wait_http(url: &str, timeout: Duration, rec: &Recorded) -> anyhow::Resu
 
 /// Polls `ready` every 100 ms until it gives a value. Fails with the message `exited` gives once
 /// the process waited for is gone, or with `late` after `timeout`.
-async fn wait_ready<T>(
+async fn poll_ready<T>(
     timeout: Duration,
     exited: impl Fn() -> Option<String>,
     late: &str,

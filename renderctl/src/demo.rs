@@ -9,7 +9,6 @@ use renderfleet_core::api::JobView;
 use renderfleet_core::aws::AsgFleet;
 use renderfleet_core::clock::parse_rfc3339;
 use renderfleet_core::job::JobState;
-use renderfleet_core::names::ResourceNames;
 use renderfleet_core::ports::Fleet;
 
 use crate::client::Api;
@@ -55,14 +54,63 @@ struct Tracked {
     view: JobView,
 }
 
+/// Agent-seconds, integrated between samples of how many agents run.
+#[derive(Debug)]
+struct Meter {
+    worker_seconds: f64,
+    last: Instant,
+}
+
+impl Meter {
+    fn add(&mut self, agents: u32) {
+        let now = Instant::now();
+        self.worker_seconds += agents as f64 * now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+    }
+}
+
+/// The demo's steps: submit, follow the renders, download, and wait for the fleet to go back to
+/// zero.
 pub async fn run(stack: &Stack, state_dir: &Path, opts: &DemoOptions) -> anyhow::Result<Summary> {
     let api = Api::new(&stack.api_url, &stack.api_key)?;
     let sdk = renderfleet_core::aws::emulator_config(&stack.endpoint, &stack.region).await;
-    let names = ResourceNames::for_env(&stack.env).map_err(anyhow::Error::msg)?;
-    let fleet = AsgFleet::new(&sdk, &names.asg);
+    let fleet = AsgFleet::new(&sdk, stack.resource_names()?.asg);
+    let examples = examples(&opts.examples)?;
+    let started = Instant::now();
+    let mut jobs = submit_all(&api, &examples, opts.rounds).await?;
+    let mut meter = Meter {
+        worker_seconds: 0.0,
+        last: Instant::now(),
+    };
+    let deadline = started + opts.timeout;
+    let watch = Watch {
+        fleet: &fleet,
+        state_dir,
+        started,
+        deadline,
+    };
+    let peak_workers = watch.renders(&api, &mut jobs, &mut meter, opts).await?;
+    download_outputs(&api, &jobs, &opts.out).await?;
+    let back_to_zero = watch.back_to_zero(&mut meter).await?;
+    let count = |f: fn(JobState) -> bool| jobs.iter().filter(|t| f(t.view.state)).count();
+    let waits: Vec<f64> = jobs.iter().filter_map(|t| wait_secs(&t.view)).collect();
+    Ok(Summary {
+        jobs: jobs.len(),
+        succeeded: count(|s| s == JobState::Succeeded),
+        failed: count(|s| s != JobState::Succeeded),
+        wait_p50: quantile(&waits, 0.5),
+        wait_p95: quantile(&waits, 0.95),
+        peak_workers,
+        worker_seconds: meter.worker_seconds,
+        back_to_zero,
+        elapsed: started.elapsed(),
+    })
+}
 
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(&opts.examples)
-        .with_context(|| format!("reading {}", opts.examples.display()))?
+/// The example specs in `dir`, in name order.
+fn examples(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
@@ -70,16 +118,19 @@ pub async fn run(stack: &Stack, state_dir: &Path, opts: &DemoOptions) -> anyhow:
     if examples.is_empty() {
         bail!("no examples/*.json to submit");
     }
-    let started = Instant::now();
-    let mut jobs = Vec::new();
+    Ok(examples)
+}
+
+async fn submit_all(api: &Api, examples: &[PathBuf], rounds: u32) -> anyhow::Result<Vec<Tracked>> {
     println!(
         "==> submitting {} jobs ({} examples x {} rounds)",
-        examples.len() * opts.rounds as usize,
+        examples.len() * rounds as usize,
         examples.len(),
-        opts.rounds
+        rounds
     );
-    for round in 0..opts.rounds {
-        for path in &examples {
+    let mut jobs = Vec::new();
+    for round in 0..rounds {
+        for path in examples {
             let body =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let stem = path
@@ -87,7 +138,7 @@ pub async fn run(stack: &Stack, state_dir: &Path, opts: &DemoOptions) -> anyhow:
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            let name = if opts.rounds > 1 {
+            let name = if rounds > 1 {
                 format!("{stem}-{round}")
             } else {
                 stem
@@ -99,111 +150,110 @@ pub async fn run(stack: &Stack, state_dir: &Path, opts: &DemoOptions) -> anyhow:
             jobs.push(Tracked { name, view });
         }
     }
+    Ok(jobs)
+}
 
-    let mut peak = 0u32;
-    let mut worker_seconds = 0.0;
-    let mut last = Instant::now();
-    let deadline = started + opts.timeout;
-    println!("==> rendering; the fleet scales out from zero");
-    loop {
-        for t in jobs.iter_mut().filter(|t| !t.view.state.is_terminal()) {
-            t.view = api.get(&t.view.id).await?;
+/// Seconds from submit to start, once the job started.
+fn wait_secs(view: &JobView) -> Option<f64> {
+    let c = parse_rfc3339(&view.created_at)?;
+    let s = parse_rfc3339(view.started_at.as_deref()?)?;
+    Some((s - c) as f64 / 1000.0)
+}
+
+/// What the demo watches while it waits: the worker group and the supervisor's agents.
+struct Watch<'a> {
+    fleet: &'a AsgFleet,
+    state_dir: &'a Path,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Watch<'_> {
+    /// Follows the jobs until every one is terminal, a line a second; returns the peak of agents.
+    async fn renders(
+        &self,
+        api: &Api,
+        jobs: &mut [Tracked],
+        meter: &mut Meter,
+        opts: &DemoOptions,
+    ) -> anyhow::Result<u32> {
+        let mut peak = 0u32;
+        println!("==> rendering; the fleet scales out from zero");
+        loop {
+            for t in jobs.iter_mut().filter(|t| !t.view.state.is_terminal()) {
+                t.view = api.get(&t.view.id).await?;
+            }
+            let fleet_state = self.fleet.describe().await?;
+            let agents = read_agents(self.state_dir).agents.len() as u32;
+            meter.add(agents);
+            peak = peak.max(agents);
+            let count = |s: JobState| jobs.iter().filter(|t| t.view.state == s).count();
+            let done = jobs.iter().filter(|t| t.view.state.is_terminal()).count();
+            println!(
+                "  t={:>4.0}s  jobs: {:>2} queued {:>2} running {:>2} done  |  workers: desired {:>2}  in service {:>2}  agents {:>2}",
+                self.started.elapsed().as_secs_f64(),
+                count(JobState::Queued),
+                count(JobState::Running),
+                done,
+                fleet_state.desired,
+                fleet_state.in_service().count(),
+                agents,
+            );
+            if done == jobs.len() {
+                return Ok(peak);
+            }
+            if Instant::now() > self.deadline {
+                bail!("jobs still unfinished after {} s", opts.timeout.as_secs());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let fleet_state = fleet.describe().await?;
-        let agents = read_agents(state_dir).agents.len() as u32;
-        let now = Instant::now();
-        worker_seconds += agents as f64 * now.duration_since(last).as_secs_f64();
-        last = now;
-        peak = peak.max(agents);
-        let count = |s: JobState| jobs.iter().filter(|t| t.view.state == s).count();
-        let done = jobs.iter().filter(|t| t.view.state.is_terminal()).count();
-        println!(
-            "  t={:>4.0}s  jobs: {:>2} queued {:>2} running {:>2} done  |  workers: desired {:>2}  in service {:>2}  agents {:>2}",
-            started.elapsed().as_secs_f64(),
-            count(JobState::Queued),
-            count(JobState::Running),
-            done,
-            fleet_state.desired,
-            fleet_state.in_service().count(),
-            agents,
-        );
-        if done == jobs.len() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("jobs still unfinished after {} s", opts.timeout.as_secs());
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    println!("==> downloading outputs to {}", opts.out.display());
-    std::fs::create_dir_all(&opts.out)?;
-    for t in &jobs {
-        if let Some(out) = &t.view.output {
-            let path = opts.out.join(format!("{}.mp4", t.name));
-            let n = api.download(&out.url, &path).await?;
+    /// Waits, a line a second, until the group and the agents are back to zero or the deadline
+    /// passes; returns whether they got there.
+    async fn back_to_zero(&self, meter: &mut Meter) -> anyhow::Result<bool> {
+        println!("==> waiting for the fleet to scale back to zero");
+        loop {
+            let state = self.fleet.describe().await?;
+            let agents = read_agents(self.state_dir).agents.len() as u32;
+            meter.add(agents);
+            println!(
+                "  t={:>4.0}s  workers: desired {:>2}  in service {:>2}  agents {:>2}",
+                self.started.elapsed().as_secs_f64(),
+                state.desired,
+                state.in_service().count(),
+                agents
+            );
+            if state.desired == 0 && state.in_service().count() == 0 && agents == 0 {
+                return Ok(true);
+            }
+            if Instant::now() > self.deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn download_outputs(api: &Api, jobs: &[Tracked], out: &Path) -> anyhow::Result<()> {
+    println!("==> downloading outputs to {}", out.display());
+    std::fs::create_dir_all(out)?;
+    for t in jobs {
+        if let Some(o) = &t.view.output {
+            let path = out.join(format!("{}.mp4", t.name));
+            let n = api.download(&o.url, &path).await?;
             println!(
                 "  {:<28} {:>9} bytes  {:>5.2} s  {}",
                 t.name,
                 n,
-                out.duration,
+                o.duration,
                 path.display()
             );
         } else if let Some(e) = &t.view.error {
             println!("  {:<28} FAILED: {} ({})", t.name, e.message, e.code);
         }
     }
-
-    println!("==> waiting for the fleet to scale back to zero");
-    let mut back_to_zero = false;
-    loop {
-        let state = fleet.describe().await?;
-        let agents = read_agents(state_dir).agents.len() as u32;
-        let now = Instant::now();
-        worker_seconds += agents as f64 * now.duration_since(last).as_secs_f64();
-        last = now;
-        println!(
-            "  t={:>4.0}s  workers: desired {:>2}  in service {:>2}  agents {:>2}",
-            started.elapsed().as_secs_f64(),
-            state.desired,
-            state.in_service().count(),
-            agents
-        );
-        if state.desired == 0 && state.in_service().count() == 0 && agents == 0 {
-            back_to_zero = true;
-            break;
-        }
-        if Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-
-    let waits: Vec<f64> = jobs
-        .iter()
-        .filter_map(|t| {
-            let c = parse_rfc3339(&t.view.created_at)?;
-            let s = parse_rfc3339(t.view.started_at.as_deref()?)?;
-            Some((s - c) as f64 / 1000.0)
-        })
-        .collect();
-    Ok(Summary {
-        jobs: jobs.len(),
-        succeeded: jobs
-            .iter()
-            .filter(|t| t.view.state == JobState::Succeeded)
-            .count(),
-        failed: jobs
-            .iter()
-            .filter(|t| t.view.state != JobState::Succeeded)
-            .count(),
-        wait_p50: quantile(&waits, 0.5),
-        wait_p95: quantile(&waits, 0.95),
-        peak_workers: peak,
-        worker_seconds,
-        back_to_zero,
-        elapsed: started.elapsed(),
-    })
+    Ok(())
 }
 
 impl Summary {

@@ -488,66 +488,7 @@ async fn keys(cmd: KeysCommand) -> anyhow::Result<i32> {
 
 async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
     match cmd {
-        DevCommand::Up(a) => {
-            let bin_dir = match a.bin_dir {
-                Some(d) => d,
-                None => std::env::current_exe()?
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .context("locating renderctl's directory")?,
-            };
-            let opts = stack::UpOptions {
-                state_dir: a.state_dir.clone(),
-                env: a.env,
-                region: a.region,
-                moto_bin: a.moto_bin,
-                bin_dir,
-                moto_port: a.moto_port,
-                api_port: a.api_port,
-                max_workers: a.max_workers,
-                slots: a.slots,
-                boot_delay: a.boot_delay,
-                tick: a.tick,
-                idle_window: a.idle_window,
-                visibility: a.visibility,
-                extra_env: a.service_env,
-                aws_rules: a.aws_rules.then(|| stack::RulesOptions {
-                    proxy: a.rules_proxy,
-                    model_workers: a.model_workers.max(1),
-                }),
-            };
-            let (s, fresh) = stack::up(&opts).await?;
-            if fresh {
-                println!("The local stack runs (state in {}).", a.state_dir.display());
-            } else {
-                println!(
-                    "The local stack already runs (state in {}); nothing started.",
-                    a.state_dir.display()
-                );
-            }
-            println!("  job server   {}   (pid {})", s.api_url, s.job_server.pid);
-            println!("  emulator     {}   (pid {})", s.endpoint, s.moto.pid);
-            if let (Some(url), Some(p)) = (&s.proxy_url, &s.proxy) {
-                println!(
-                    "  AWS rules    {url}   (pid {}; counters at {url}/__rules)",
-                    p.pid
-                );
-            }
-            println!(
-                "  scaler       pid {} ; fleet supervisor pid {}",
-                s.scaler.pid, s.supervisor.pid
-            );
-            println!("  logs         {}", stack::logs_dir(&a.state_dir).display());
-            println!();
-            println!("Use it:");
-            println!("  target/debug/renderctl submit examples/01-title-card.json --wait");
-            println!(
-                "  set -a; . {}/local.env; set +a   # API URL, dev key, AWS endpoint",
-                a.state_dir.display()
-            );
-            println!("Stop it: scripts/dev-down");
-            Ok(0)
-        }
+        DevCommand::Up(a) => dev_up(a).await,
         DevCommand::Down { state_dir } => {
             let report = stack::down(&state_dir)?;
             if report.is_empty() {
@@ -558,33 +499,13 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        DevCommand::Status { state_dir } => match stack::read_stack(&state_dir) {
-            Some(s) if s.all_running() => {
-                let agents = stack::read_agents(&state_dir).agents.len();
-                println!("running: {} ; {} agent(s)", s.api_url, agents);
-                Ok(0)
-            }
-            Some(_) => {
-                println!("partly running: run scripts/dev-down, then scripts/dev-up");
-                Ok(1)
-            }
-            None => {
-                println!("not running");
-                Ok(1)
-            }
-        },
+        DevCommand::Status { state_dir } => Ok(dev_status(&state_dir)),
         DevCommand::Supervise {
             state_dir,
             agent_bin,
             boot_delay,
             slots,
         } => {
-            let env = std::env::var("RENDERFLEET_ENV").context("RENDERFLEET_ENV is not set")?;
-            let names = ResourceNames::for_env(&env).map_err(anyhow::Error::msg)?;
-            // A test harness standing in for EC2, not a caller of the product: the AWS-rules
-            // proxy leaves its calls out of the quota figures.
-            let sdk = renderfleet_core::aws::default_config("renderfleet-supervisor").await;
-            let fleet = AsgFleet::new(&sdk, names.asg);
             let opts = supervisor::SupervisorOptions {
                 state_dir,
                 agent_bin,
@@ -593,8 +514,105 @@ async fn dev(cmd: DevCommand) -> anyhow::Result<i32> {
                 poll: Duration::from_millis(500),
                 stop_timeout: Duration::from_secs(140),
             };
-            supervisor::run(opts, &fleet).await?;
+            supervise(opts).await?;
             Ok(0)
         }
     }
+}
+
+impl UpArgs {
+    fn into_options(self) -> anyhow::Result<stack::UpOptions> {
+        let bin_dir = match self.bin_dir {
+            Some(d) => d,
+            None => std::env::current_exe()?
+                .parent()
+                .map(Path::to_path_buf)
+                .context("locating renderctl's directory")?,
+        };
+        Ok(stack::UpOptions {
+            state_dir: self.state_dir,
+            env: self.env,
+            region: self.region,
+            moto_bin: self.moto_bin,
+            bin_dir,
+            moto_port: self.moto_port,
+            api_port: self.api_port,
+            max_workers: self.max_workers,
+            slots: self.slots,
+            boot_delay: self.boot_delay,
+            tick: self.tick,
+            idle_window: self.idle_window,
+            visibility: self.visibility,
+            extra_env: self.service_env,
+            aws_rules: self.aws_rules.then(|| stack::RulesOptions {
+                proxy: self.rules_proxy,
+                model_workers: self.model_workers.max(1),
+            }),
+        })
+    }
+}
+
+async fn dev_up(a: UpArgs) -> anyhow::Result<i32> {
+    let opts = a.into_options()?;
+    let state_dir = &opts.state_dir;
+    let (s, fresh) = stack::up(&opts).await?;
+    if fresh {
+        println!("The local stack runs (state in {}).", state_dir.display());
+    } else {
+        println!(
+            "The local stack already runs (state in {}); nothing started.",
+            state_dir.display()
+        );
+    }
+    println!("  job server   {}   (pid {})", s.api_url, s.job_server.pid);
+    println!("  emulator     {}   (pid {})", s.endpoint, s.moto.pid);
+    if let (Some(url), Some(p)) = (&s.proxy_url, &s.proxy) {
+        println!(
+            "  AWS rules    {url}   (pid {}; counters at {url}/__rules)",
+            p.pid
+        );
+    }
+    println!(
+        "  scaler       pid {} ; fleet supervisor pid {}",
+        s.scaler.pid, s.supervisor.pid
+    );
+    println!("  logs         {}", stack::logs_dir(state_dir).display());
+    println!();
+    println!("Use it:");
+    println!("  target/debug/renderctl submit examples/01-title-card.json --wait");
+    println!(
+        "  set -a; . {}/local.env; set +a   # API URL, dev key, AWS endpoint",
+        state_dir.display()
+    );
+    println!("Stop it: scripts/dev-down");
+    Ok(0)
+}
+
+fn dev_status(state_dir: &Path) -> i32 {
+    match stack::read_stack(state_dir) {
+        Some(s) if s.all_running() => {
+            let agents = stack::read_agents(state_dir).agents.len();
+            println!("running: {} ; {} agent(s)", s.api_url, agents);
+            0
+        }
+        Some(_) => {
+            println!("partly running: run scripts/dev-down, then scripts/dev-up");
+            1
+        }
+        None => {
+            println!("not running");
+            1
+        }
+    }
+}
+
+/// The fleet supervisor of the stack `dev up` started it for (its environment names it).
+async fn supervise(opts: supervisor::SupervisorOptions) -> anyhow::Result<()> {
+    let env = std::env::var("RENDERFLEET_ENV").context("RENDERFLEET_ENV is not set")?;
+    let names = ResourceNames::for_env(&env).map_err(anyhow::Error::msg)?;
+    // A test harness standing in for EC2, not a caller of the product: the AWS-rules
+    // proxy leaves its calls out of the quota figures.
+    let sdk = renderfleet_core::aws::default_config("renderfleet-supervisor").await;
+    let fleet = AsgFleet::new(&sdk, names.asg);
+    supervisor::run(opts, &fleet).await
 }

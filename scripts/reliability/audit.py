@@ -5,7 +5,8 @@ the work to drain and then checks, from the jobs table, the media bucket and the
 
 - every accepted job reached a terminal state (`succeeded`, `failed`, `cancelled`): none lost,
   none stuck; and exactly one: no job was finished twice (agents log each terminal write they
-  make, and a second one would be a doubled side effect);
+  make as a `job.succeeded` or `job.failed` event, and a second one would be a doubled side
+  effect);
 - every succeeded job has exactly one output object under `outputs/{tenant}/{job}/`; no other job
   has more than one;
 - no job was interrupted by scale-in: a job handed back by a draining agent counts as interrupted
@@ -28,21 +29,20 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
+import events
+from events import (AGENT_DRAINING, ATTEMPT_DISCARDED, DELIVERY_DROPPED, JOB_CLAIMED, JOB_FAILED,
+                    JOB_HANDED_BACK, JOB_SUCCEEDED)
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
-# Log lines an agent writes once per terminal write it made ("job failed: retries exhausted"
-# follows a "job failed" for the same write, and a cancel observed by the agent is not logged).
-TERMINAL_LINES = {"job succeeded", "job failed"}
+# Events an agent logs once per terminal write it made (a cancel observed by the agent is none).
+TERMINAL_EVENTS = {JOB_SUCCEEDED, JOB_FAILED}
+# Every event the audit counts.
+COUNTED = (JOB_CLAIMED, *TERMINAL_EVENTS, JOB_HANDED_BACK, DELIVERY_DROPPED, ATTEMPT_DISCARDED,
+           AGENT_DRAINING)
 
 
 def _ts(s: str) -> float:
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-
-
-def _job_of(rec: dict) -> str | None:
-    if "job_id" in rec:
-        return rec["job_id"]
-    span = rec.get("span") or {}
-    return span.get("job_id")
 
 
 def read_agent_logs(state: Path) -> dict:
@@ -55,27 +55,21 @@ def read_agent_logs(state: Path) -> dict:
     sigterms = defaultdict(list)  # instance -> [time]
     for f in sorted((state / "logs" / "agents").glob("*.log")):
         instance = f.stem
-        for line in f.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            msg = rec.get("message", "")
+        for rec in events.of(f, *COUNTED):
+            event = rec["event"]
             t = _ts(rec["timestamp"]) if "timestamp" in rec else 0.0
-            job = _job_of(rec)
-            if msg == "job claimed":
+            job = events.job_of(rec)
+            if event == JOB_CLAIMED:
                 claims[job].append((instance, t))
-            elif msg in TERMINAL_LINES:
-                terminal[job].append((instance, t, msg))
-            elif msg == "job handed back to the queue":
+            elif event in TERMINAL_EVENTS:
+                terminal[job].append((instance, t, event))
+            elif event == JOB_HANDED_BACK:
                 handbacks[job].append((instance, t, rec.get("why", "")))
-            elif msg in ("duplicate delivery deleted", "message back while its attempt holds the lease; deferring"):
+            elif event == DELIVERY_DROPPED:
                 dropped[job] += 1
-            elif msg.startswith("the job moved on without this attempt"):
+            elif event == ATTEMPT_DISCARDED:
                 discarded[job] += 1
-            elif msg in ("SIGTERM: draining", "termination notice: draining"):
+            elif event == AGENT_DRAINING:
                 sigterms[instance].append(t)
     return {"claims": claims, "terminal": terminal, "handbacks": handbacks, "dropped": dropped,
             "discarded": discarded, "sigterms": sigterms}

@@ -48,6 +48,10 @@ PLANS = {
                  submits_each=10, pace=0.7, scaler_pause=30, aws_jobs=60, aws_seconds=180),
 }
 
+# The launch hook the fault proxy holds new instances in. This run names it, before any stack
+# exists, and gives the same name to the proxy and (by --service-env) to the agents.
+LAUNCH_HOOK = "renderfleet-local-launch"
+
 AWS_FAULTS = {
     svc: {"throttle": 0.05, "error": 0.04, "lost": 0.01, "latency": 0.15, "latency_ms": [50, 400]}
     for svc in ("sqs", "dynamodb", "s3")
@@ -270,7 +274,7 @@ def main() -> int:
     rules = a.state_dir / "aws-rules.json"
     rules.write_text(json.dumps({
         "model_workers": plan["max_workers"], "local_workers": plan["max_workers"],
-        "launch_hook": "renderfleet-local-launch", "launch_timeout_secs": 120, "proceed_secs": 1,
+        "launch_hook": LAUNCH_HOOK, "launch_timeout_secs": 120, "proceed_secs": 1,
         "harness_apps": ["renderfleet-supervisor", "renderctl"],
     }))
     spawn(a.state_dir, [sys.executable, str(Path(__file__).parent / "faultproxy.py"),
@@ -283,7 +287,7 @@ def main() -> int:
         "--moto-port", str(moto_port), "--max-workers", str(plan["max_workers"]), "--slots", "2",
         "--boot-delay", "2s", "--tick", "1s", "--idle-window", "5s", "--visibility", "10s",
         "--service-env", f"AWS_ENDPOINT_URL={proxy_url}",
-        "--service-env", "RENDERFLEET_LAUNCH_HOOK=renderfleet-local-launch",
+        "--service-env", f"RENDERFLEET_LAUNCH_HOOK={LAUNCH_HOOK}",
         "--service-env", f"RENDERFLEET_DRAIN_GRACE_SECS={GRACE_SECS}",
         "--service-env", "RENDERFLEET_RETRY_BACKOFF_SECS=1",
         "--service-env", "RENDERFLEET_SWEEP_SECS=1",

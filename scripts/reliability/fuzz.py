@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import events  # noqa: E402
 from audit import audit, finish, print_report  # noqa: E402
 from rfstack import arguments, Stack, log  # noqa: E402
 
@@ -79,7 +80,7 @@ def main() -> int:
 
 def summarize(path: Path, server_log: Path) -> tuple[int, dict[int, int], list[str]]:
     """Cases sent and check failures from schemathesis's JSON report; the answers by status from
-    the job server's own request log (one line per request it answered)."""
+    the job server's own request log (one `http.request` event per request it answered)."""
     if not path.exists():
         return 0, {}, ["schemathesis wrote no report"]
     data = json.loads(path.read_text())
@@ -87,12 +88,10 @@ def summarize(path: Path, server_log: Path) -> tuple[int, dict[int, int], list[s
     failures = [json.dumps(f, default=str)[:300] for f in data.get("failures", [])]
     failures += [f"error: {json.dumps(e, default=str)[:300]}" for e in data.get("errors", [])]
     statuses: Counter = Counter()
-    for line in server_log.read_text(errors="replace").splitlines():
-        if '"message":"request"' not in line:
-            continue
+    for rec in events.of(server_log, events.HTTP_REQUEST):
         try:
-            statuses[int(json.loads(line)["status"])] += 1
-        except (ValueError, KeyError):
+            statuses[int(rec["status"])] += 1
+        except (ValueError, KeyError, TypeError):
             continue
     return cases, dict(statuses), failures
 

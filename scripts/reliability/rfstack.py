@@ -1,7 +1,8 @@
 """The local stack as the reliability tools see it: start it with `renderctl dev up` in a private
-state directory, read what it records (stack.json, agents.json, logs), start and stop extra
-processes by pid (recorded in owned.pids so the calling script's trap stops them too), and a small
-API client that retries a submit with the same Idempotency-Key."""
+state directory, read what it records (stack.json, the resources' names included, agents.json and
+logs, whose events events.py names), start and stop extra processes by pid (recorded in owned.pids
+so the calling script's trap stops them too), and a small API client that retries a submit with
+the same Idempotency-Key."""
 
 from __future__ import annotations
 
@@ -82,6 +83,11 @@ class Stack:
     region: str
     env: str
     pids: dict[str, int]
+    # The resources' names as renderctl resolved them (stack.json's `names`): queue, dlq, table,
+    # bucket, asg, tick_queue, ssm_prefix, scaling_policy_parameter, launch_template, launch_hook.
+    names: dict[str, str]
+    # The AWS-rules proxy the services reach the emulator through, when the stack runs one.
+    proxy_url: str | None = None
 
     # -- start and stop -------------------------------------------------------------------
     @classmethod
@@ -100,12 +106,25 @@ class Stack:
 
     @classmethod
     def load(cls, state: Path) -> "Stack":
-        f = json.loads((state / "stack.json").read_text())
+        path = state / "stack.json"
+        f = json.loads(path.read_text())
+        names = f.get("names")
+        if not isinstance(names, dict):
+            raise SystemExit(f"{path} records no resource names (`names`): the renderctl in "
+                             f"{bin_dir()} predates them; rebuild it (cargo build -p renderctl)")
         return cls(
             state=state, api_url=f["api_url"], api_key=f["api_key"], endpoint=f["endpoint"],
             region=f["region"], env=f["env"],
             pids={k: f[k]["pid"] for k in ("moto", "job_server", "scaler", "supervisor")},
+            names=names, proxy_url=f.get("proxy_url"),
         )
+
+    def name(self, resource: str) -> str:
+        """One resource's name, as stack.json records it."""
+        try:
+            return self.names[resource]
+        except KeyError:
+            raise SystemExit(f"{self.state / 'stack.json'} records no name for {resource!r}") from None
 
     # -- processes this run starts ------------------------------------------------------------
     def spawn(self, argv: list[str], env: dict[str, str], log_file: Path,
@@ -147,15 +166,15 @@ class Stack:
 
     @property
     def table(self) -> str:
-        return f"renderfleet-{self.env}-jobs"
+        return self.name("table")
 
     @property
     def bucket(self) -> str:
-        return f"renderfleet-{self.env}-media"
+        return self.name("bucket")
 
     @property
     def asg(self) -> str:
-        return f"renderfleet-{self.env}-workers"
+        return self.name("asg")
 
     def jobs(self) -> dict[str, dict]:
         """Every job record in the table, by id (attribute values unwrapped)."""

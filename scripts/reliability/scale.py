@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aws_quotas  # noqa: E402
 import awsrules  # noqa: E402
+import events  # noqa: E402
 from audit import audit, finish, print_report  # noqa: E402
 from rfstack import Api, Stack, arguments, log  # noqa: E402
 
@@ -94,18 +95,11 @@ def submit_burst(api: Api, n: int, secs: float) -> tuple[set[str], list[str]]:
 def ticks(state: Path) -> list[dict]:
     """The scaler's tick reports, from its log."""
     out = []
-    for line in (state / "logs" / "scaler.log").read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
+    for rec in events.of(state / "logs" / "scaler.log", events.SCALER_TICK):
         try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("message") == "scaler tick" and "tick" in rec:
-            try:
-                out.append(json.loads(rec["tick"]))
-            except ValueError:
-                pass
+            out.append(json.loads(rec["tick"]))
+        except (KeyError, ValueError):
+            pass
     return out
 
 
@@ -226,8 +220,7 @@ def main() -> int:
         # scale-in's drains then press the quotas as the modelled fleet's would.
         "--service-env", f"RENDERFLEET_MAX_STEP_DOWN={max(1, round(10 * agents / model))}",
     ])
-    stack_json = json.loads((a.state_dir / "stack.json").read_text())
-    proxy_url = stack_json.get("proxy_url")
+    proxy_url = s.proxy_url
     if not proxy_url:
         log("the stack has no AWS-rules proxy")
         return 1

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: start a whole local stack in a private state directory on
-//! free ports (through `renderctl dev up`, the same path users take), talk to it over HTTP and the
-//! AWS APIs, check outputs with ffprobe, and stop it by pid when the test ends, pass or fail.
+//! free ports (through `renderctl dev up`, the same path users take), talk to it over HTTP (with
+//! renderctl's client) and the AWS APIs, check outputs with ffprobe, and stop it by pid when the
+//! test ends, pass or fail (with renderctl's `dev down`).
 
 pub mod runtime_api;
 
@@ -9,10 +10,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+pub use renderctl::client::Api;
+use renderctl::local::process::Recorded;
+use renderctl::local::stack;
 use renderfleet_core::api::JobView;
 use renderfleet_core::aws::{AsgFleet, S3Media};
+use renderfleet_core::events;
 use renderfleet_core::names::ResourceNames;
-use serde::Deserialize;
 use serde_json::Value;
 
 pub use renderfleet_core::testkit::repo_root;
@@ -30,29 +34,6 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-#[derive(Debug, Deserialize)]
-struct Recorded {
-    pid: u32,
-}
-
-#[derive(Debug, Deserialize)]
-struct StackFile {
-    env: String,
-    region: String,
-    api_url: String,
-    endpoint: String,
-    api_key: String,
-    moto: Recorded,
-    job_server: Recorded,
-    scaler: Recorded,
-    supervisor: Recorded,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AgentsFile {
-    agents: std::collections::BTreeMap<String, Recorded>,
-}
-
 /// A running local stack, stopped on drop.
 #[derive(Debug)]
 pub struct Stack {
@@ -62,8 +43,10 @@ pub struct Stack {
     pub endpoint: String,
     pub names: ResourceNames,
     pub region: String,
-    service_pids: Vec<u32>,
-    pub http: reqwest::Client,
+    /// The job server's REST API, as the dev tenant.
+    pub api: Api,
+    /// What `renderctl dev up` recorded in `stack.json`.
+    pub recorded: stack::Stack,
     stopped: bool,
 }
 
@@ -90,18 +73,15 @@ impl Stack {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let text = std::fs::read_to_string(state_dir.path().join("stack.json"))?;
-        let f: StackFile = serde_json::from_str(&text)?;
+        let recorded = stack::load_stack(state_dir.path())?;
         Ok(Self {
-            api_url: f.api_url,
-            api_key: f.api_key,
-            endpoint: f.endpoint,
-            names: ResourceNames::for_env(&f.env).map_err(anyhow::Error::msg)?,
-            region: f.region,
-            service_pids: vec![f.moto.pid, f.job_server.pid, f.scaler.pid, f.supervisor.pid],
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            api_url: recorded.api_url.clone(),
+            api_key: recorded.api_key.clone(),
+            endpoint: recorded.endpoint.clone(),
+            names: recorded.resource_names()?,
+            region: recorded.region.clone(),
+            api: Api::new(&recorded.api_url, &recorded.api_key)?,
+            recorded,
             state_dir,
             stopped: false,
         })
@@ -113,18 +93,16 @@ impl Stack {
 
     /// Pids of the agents the supervisor runs now.
     pub fn agent_pids(&self) -> Vec<u32> {
-        std::fs::read_to_string(self.state_path().join("agents.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<AgentsFile>(&t).ok())
-            .unwrap_or_default()
-            .agents
-            .values()
-            .map(|r| r.pid)
-            .collect()
+        let agents = stack::read_agents(self.state_path()).agents;
+        agents.values().map(|r| r.pid).collect()
     }
 
-    pub fn service_pids(&self) -> &[u32] {
-        &self.service_pids
+    /// Pids of the emulator, the job server, the scaler and the fleet supervisor, in that order.
+    pub fn service_pids(&self) -> Vec<u32> {
+        let r = &self.recorded;
+        [&r.moto, &r.job_server, &r.scaler, &r.supervisor]
+            .map(|rec| rec.pid)
+            .to_vec()
     }
 
     pub async fn sdk(&self) -> aws_config_shim::SdkConfig {
@@ -141,44 +119,20 @@ impl Stack {
 
     /// `POST /v1/jobs` with `body`; returns the status and the JSON answer.
     pub async fn post_job(&self, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/jobs", self.api_url))
-            .bearer_auth(&self.api_key)
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+        self.api.post(&serde_json::to_vec(body)?, None).await
     }
 
     pub async fn get_job(&self, id: &str) -> anyhow::Result<JobView> {
-        let resp = self
-            .http
-            .get(format!("{}/v1/jobs/{id}", self.api_url))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(resp.json().await?)
+        self.api.get(id).await
     }
 
-    /// Stops the stack with `renderctl dev down`.
+    /// Stops the stack as `renderctl dev down` does: every process it recorded, by pid.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         if self.stopped {
             return Ok(());
         }
         self.stopped = true;
-        let out = Command::new(bin_dir().join("renderctl"))
-            .args(["dev", "down", "--state-dir"])
-            .arg(self.state_path())
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "renderctl dev down failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        stack::down(self.state_dir.path()).context("stopping the stack")?;
         Ok(())
     }
 }
@@ -197,15 +151,7 @@ pub mod aws_config_shim {
 }
 
 /// Whether `pid` runs (zombies do not count).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace().next().unwrap_or("").to_owned())
-        })
-        .is_some_and(|st| st != "Z" && st != "X")
-}
+pub use renderctl::local::process::is_alive as alive;
 
 /// Polls `f` every `every` until it returns `Some`, or fails after `timeout`.
 pub async fn eventually<T, F, Fut>(
@@ -284,19 +230,6 @@ pub fn ffprobe(path: &Path) -> anyhow::Result<Probe> {
     })
 }
 
-/// Downloads `url` to `path`.
-pub async fn download(http: &reqwest::Client, url: &str, path: &Path) -> anyhow::Result<u64> {
-    let bytes = http
-        .get(url)
-        .send()
-        .await?
-        .error_for_status()?
-        .bytes()
-        .await?;
-    std::fs::write(path, &bytes)?;
-    Ok(bytes.len() as u64)
-}
-
 impl Stack {
     /// The environment a service of this stack runs with (the emulator, dummy credentials, the
     /// environment name).
@@ -313,15 +246,7 @@ impl Stack {
 
     /// `GET /v1/jobs` of the dev tenant.
     pub async fn list_jobs(&self) -> anyhow::Result<Vec<JobView>> {
-        let resp = self
-            .http
-            .get(format!("{}/v1/jobs?limit=100", self.api_url))
-            .bearer_auth(&self.api_key)
-            .send()
-            .await?
-            .error_for_status()?;
-        let list: renderfleet_core::api::JobList = resp.json().await?;
-        Ok(list.jobs)
+        self.api.list(100).await
     }
 
     /// Waits for every job in `ids` to reach a terminal state.
@@ -330,24 +255,9 @@ impl Stack {
         ids: &[String],
         timeout: Duration,
     ) -> anyhow::Result<Vec<JobView>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut views = Vec::new();
-            for id in ids {
-                views.push(self.get_job(id).await?);
-            }
-            if views.iter().all(|v| v.state.is_terminal()) {
-                return Ok(views);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "jobs unfinished after {} s: {:?}",
-                    timeout.as_secs(),
-                    views.iter().map(|v| (&v.id, v.state)).collect::<Vec<_>>()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        self.api
+            .wait_terminal(ids, Duration::from_millis(300), timeout)
+            .await
     }
 }
 
@@ -373,12 +283,16 @@ impl Stack {
         store.get(&id).await?.context("no such job")
     }
 
+    /// The agent on `instance`, as the supervisor recorded it.
+    pub fn agent(&self, instance: &str) -> Option<Recorded> {
+        stack::read_agents(self.state_path())
+            .agents
+            .remove(instance)
+    }
+
     /// The pid of the agent on `instance`.
     pub fn agent_pid(&self, instance: &str) -> Option<u32> {
-        std::fs::read_to_string(self.state_path().join("agents.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<AgentsFile>(&t).ok())
-            .and_then(|a| a.agents.get(instance).map(|r| r.pid))
+        self.agent(instance).map(|r| r.pid)
     }
 
     /// Submits `spec` and returns the job id.
@@ -415,21 +329,16 @@ impl Stack {
         }
     }
 
-    /// How many times agents claimed `id`, from their logs.
+    /// How many times agents claimed `id`: their logs' `job.claimed` events for it.
     pub fn claims_of(&self, id: &str) -> usize {
         let dir = self.state_path().join("logs/agents");
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                    .map(|log| {
-                        log.lines()
-                            .filter(|l| l.contains("job claimed") && l.contains(id))
-                            .count()
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .map(|log| count_events(&log, events::JOB_CLAIMED, id))
+            .sum()
     }
 
     /// Output objects of `id`.
@@ -442,6 +351,28 @@ impl Stack {
     }
 }
 
+/// The JSON objects of a log (tracing's JSON lines); other lines are passed over.
+pub fn log_events(log: &str) -> impl Iterator<Item = Value> + '_ {
+    log.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+}
+
+/// How many `event` events about `job` a log holds.
+pub fn count_events(log: &str, event: &str, job: &str) -> usize {
+    log_events(log)
+        .filter(|e| e["event"] == event && job_of(e) == Some(job))
+        .count()
+}
+
+/// The job a log event is about: its `job_id` field, or its span's.
+pub fn job_of(event: &Value) -> Option<&str> {
+    event
+        .get("job_id")
+        .or_else(|| event.get("span")?.get("job_id"))
+        .and_then(Value::as_str)
+}
+
 /// A job spec whose render takes several seconds on two cores: 1080p, `seconds` long.
 pub fn long_job(seconds: f64, title: &str) -> Value {
     serde_json::json!({
@@ -449,4 +380,27 @@ pub fn long_job(seconds: f64, title: &str) -> Value {
         "scenes": [ { "duration": seconds, "background": { "color": "#14213d" },
                       "texts": [ { "text": title, "size": 0.1 } ] } ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_events;
+    use renderfleet_core::events::{JOB_CLAIMED, JOB_SUCCEEDED};
+
+    #[test]
+    fn events_are_counted_by_their_name_and_job_not_by_the_message() {
+        let log = [
+            r#"{"event":"job.claimed","message":"job claimed","job_id":"job_1"}"#,
+            r#"{"event":"job.claimed","message":"reworded","span":{"job_id":"job_1"}}"#,
+            r#"{"event":"job.claimed","message":"job claimed","job_id":"job_2"}"#,
+            r#"{"message":"job claimed","job_id":"job_1"}"#,
+            "thread 'main' panicked: job claimed job_1",
+            r#"{"event":"job.succeeded","job_id":"job_1"}"#,
+        ]
+        .join("\n");
+        assert_eq!(count_events(&log, JOB_CLAIMED, "job_1"), 2);
+        assert_eq!(count_events(&log, JOB_CLAIMED, "job_2"), 1);
+        assert_eq!(count_events(&log, JOB_SUCCEEDED, "job_1"), 1);
+        assert_eq!(count_events(&log, JOB_CLAIMED, "job_3"), 0);
+    }
 }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use renderctl::local::process;
 use renderfleet_core::aws::SqsQueue;
 use renderfleet_core::job::JobState;
 use renderfleet_core::ports::{Fleet, QueueDepth};
@@ -28,10 +28,13 @@ async fn an_agent_killed_mid_render_loses_nothing_and_the_job_renders_once_more(
     ])?;
     let id = stack.submit(&long_job(40.0, "kill -9")).await?;
     let instance = stack.wait_running(&id, 0.05, TIMEOUT).await?;
-    let pid = stack
-        .agent_pid(&instance)
+    let agent = stack
+        .agent(&instance)
         .expect("the agent of the running instance");
-    kill(Pid::from_raw(pid as i32), Signal::SIGKILL)?;
+    anyhow::ensure!(
+        process::signal(&agent, Signal::SIGKILL),
+        "the agent {agent:?} no longer runs"
+    );
     let done = stack
         .wait_terminal(std::slice::from_ref(&id), TIMEOUT)
         .await?;
@@ -101,13 +104,8 @@ async fn a_cancel_stops_a_running_render_within_two_seconds() -> anyhow::Result<
     let id = stack.submit(&long_job(40.0, "cancel me")).await?;
     stack.wait_running(&id, 0.02, TIMEOUT).await?;
     let asked = Instant::now();
-    let resp = stack
-        .http
-        .delete(format!("{}/v1/jobs/{id}", stack.api_url))
-        .bearer_auth(&stack.api_key)
-        .send()
-        .await?;
-    assert_eq!(resp.status().as_u16(), 202);
+    let (status, _) = stack.api.cancel(&id).await?;
+    assert_eq!(status, 202);
     let done = stack
         .wait_terminal(std::slice::from_ref(&id), TIMEOUT)
         .await?;

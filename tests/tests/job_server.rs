@@ -6,11 +6,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use renderfleet_core::job::JobState;
-use renderfleet_e2e::{Stack, bin_dir, free_port};
+use renderfleet_e2e::{Api, Stack, bin_dir, free_port};
 use serde_json::json;
 
-/// A second job server of `stack`, set to abort at `failpoint`, and its base URL once it answers.
-async fn doomed_server(stack: &Stack, failpoint: &str) -> anyhow::Result<(Child, String)> {
+/// A second job server of `stack`, set to abort at `failpoint`, and its API once it answers.
+async fn doomed_server(stack: &Stack, failpoint: &str) -> anyhow::Result<(Child, Api)> {
     let port = free_port();
     let doomed = Command::new(bin_dir().join("job-server"))
         .envs(stack.service_env())
@@ -19,43 +19,29 @@ async fn doomed_server(stack: &Stack, failpoint: &str) -> anyhow::Result<(Child,
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let base = format!("http://127.0.0.1:{port}");
+    let doomed_api = Api::new(&format!("http://127.0.0.1:{port}"), &stack.api_key)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stack
-        .http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
+    while !doomed_api.healthy().await {
         anyhow::ensure!(
             Instant::now() < deadline,
             "the second job server did not start"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok((doomed, base))
+    Ok((doomed, doomed_api))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_stores_the_job_of_a_server_that_died_after_recording_its_key() -> anyhow::Result<()>
 {
     let stack = Stack::start(&["--boot-delay", "1s", "--tick", "1s", "--idle-window", "3s"])?;
-    let (mut doomed, base) = doomed_server(&stack, "after_key_write").await?;
-    let spec = json!({
+    let (mut doomed, doomed_api) = doomed_server(&stack, "after_key_write").await?;
+    let spec = serde_json::to_vec(&json!({
         "output": { "width": 320, "height": 240, "fps": 10 },
         "scenes": [ { "duration": 1.0, "background": { "color": "#334422" }, "texts": [ { "text": "repaired" } ] } ]
-    });
-    let post = |url: String| {
-        stack
-            .http
-            .post(url)
-            .bearer_auth(&stack.api_key)
-            .header("Idempotency-Key", "retry-after-crash")
-            .json(&spec)
-            .send()
-    };
-    let answer = post(format!("{base}/v1/jobs")).await;
+    }))?;
+    let key = Some("retry-after-crash");
+    let answer = doomed_api.post(&spec, key).await;
     assert!(
         answer.is_err(),
         "the server died before answering: {answer:?}"
@@ -72,9 +58,8 @@ async fn a_retry_stores_the_job_of_a_server_that_died_after_recording_its_key() 
     // The client retries, with the same key and body, against a healthy server.
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let r = post(format!("{}/v1/jobs", stack.api_url)).await?;
-        assert_eq!(r.status().as_u16(), 202);
-        let body: serde_json::Value = r.json().await?;
+        let (status, body) = stack.api.post(&spec, key).await?;
+        assert_eq!(status, 202);
         ids.push(body["id"].as_str().unwrap_or_default().to_owned());
     }
     assert_eq!(ids[0], ids[1], "one key, one job");
@@ -112,18 +97,12 @@ async fn a_job_stored_by_a_server_that_died_before_enqueueing_is_still_rendered_
         "RENDERFLEET_SWEEP_AFTER_SECS=2",
     ])?;
     // A second server of the same stack, set to abort right after writing a job.
-    let (mut doomed, base) = doomed_server(&stack, "after_job_write").await?;
+    let (mut doomed, doomed_api) = doomed_server(&stack, "after_job_write").await?;
     let spec = json!({
         "output": { "width": 320, "height": 240, "fps": 10 },
         "scenes": [ { "duration": 1.0, "background": { "color": "#223344" }, "texts": [ { "text": "survivor" } ] } ]
     });
-    let answer = stack
-        .http
-        .post(format!("{base}/v1/jobs"))
-        .bearer_auth(&stack.api_key)
-        .json(&spec)
-        .send()
-        .await;
+    let answer = doomed_api.post(&serde_json::to_vec(&spec)?, None).await;
     assert!(
         answer.is_err(),
         "the server died before answering: {answer:?}"

@@ -8,6 +8,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+use renderctl::local::process;
 use renderfleet_core::aws::SqsQueue;
 use renderfleet_core::ports::{Fleet, JobSource, QueueDepth};
 use renderfleet_e2e::runtime_api::{Outcome, RuntimeApi, lifecycle_event};
@@ -29,10 +31,10 @@ async fn the_handler_serves_scheduled_and_lifecycle_events_and_refuses_garbage()
     // The stack's own scaler loop is stopped, so every tick and change is the handler's.
     let mut stack = Stack::start(&["--max-workers", "3", "--tick", "1s", "--boot-delay", "1s"])?;
     let loop_pid = stack.service_pids()[2];
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(loop_pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )?;
+    anyhow::ensure!(
+        process::signal(&stack.recorded.scaler, Signal::SIGTERM),
+        "the stack's scaler loop does not run"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(loop_pid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -78,10 +78,7 @@ async fn a_burst_of_30_jobs_scales_out_within_a_tick_meets_the_wait_target_and_i
     let deadline = Instant::now() + Duration::from_secs(240);
     let views = loop {
         peak_desired = peak_desired.max(fleet.describe().await?.desired);
-        let mut views = Vec::new();
-        for id in &ids {
-            views.push(stack.get_job(id).await?);
-        }
+        let views = stack.api.get_all(&ids).await?;
         if views.iter().all(|v| v.state.is_terminal()) {
             break views;
         }

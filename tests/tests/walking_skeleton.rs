@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use renderfleet_core::job::JobState;
 use renderfleet_core::ports::Fleet;
-use renderfleet_e2e::{Stack, alive, download, ffprobe};
+use renderfleet_e2e::{Stack, alive, ffprobe};
 use serde_json::json;
 
 fn job(width: u32, height: u32, fps: u32, durations: &[f64], title: &str) -> serde_json::Value {
@@ -69,10 +69,7 @@ async fn six_jobs_scale_the_fleet_out_render_real_mp4s_and_scale_back_to_zero() 
     let views = loop {
         peak_desired = peak_desired.max(fleet.describe().await?.desired);
         agents_seen.extend(stack.agent_pids());
-        let mut views = Vec::new();
-        for id in &ids {
-            views.push(stack.get_job(id).await?);
-        }
+        let views = stack.api.get_all(&ids).await?;
         if views.iter().all(|v| v.state.is_terminal()) {
             break views;
         }
@@ -92,7 +89,7 @@ async fn six_jobs_scale_the_fleet_out_render_real_mp4s_and_scale_back_to_zero() 
         assert_eq!(view.state, JobState::Succeeded, "{view:?}");
         let out = view.output.as_ref().expect("a succeeded job has an output");
         let path = dir.path().join(format!("{}.mp4", view.id));
-        download(&stack.http, &out.url, &path).await?;
+        stack.api.download(&out.url, &path).await?;
         let p = ffprobe(&path)?;
         let fps = spec["output"]["fps"].as_f64().unwrap();
         let want: f64 = spec["scenes"]

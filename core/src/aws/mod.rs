@@ -8,6 +8,7 @@ mod autoscaling;
 mod cloudwatch;
 mod dynamo;
 mod imds;
+pub mod provision;
 mod s3;
 mod sqs;
 mod ssm;

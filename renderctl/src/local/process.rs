@@ -5,7 +5,7 @@
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -85,7 +85,17 @@ pub fn is_ours(rec: &Recorded) -> bool {
 
 /// Sends `signal` to `rec` if it is still ours.
 pub fn signal(rec: &Recorded, signal: Signal) -> bool {
-    is_ours(rec) && kill(Pid::from_raw(rec.pid as i32), signal).is_ok()
+    is_ours(rec) && send(rec.pid, signal)
+}
+
+/// Sends `signal` to a child of this process. Its pid cannot have been reused: a child that
+/// exited keeps it, as a zombie, until it is reaped.
+pub fn signal_child(child: &Child, signal: Signal) -> bool {
+    send(child.id(), signal)
+}
+
+fn send(pid: u32, signal: Signal) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| kill(Pid::from_raw(pid), signal).is_ok())
 }
 
 /// Stops `rec`: SIGTERM, then SIGKILL if it has not exited within `grace`. Returns whether it had
@@ -102,16 +112,46 @@ pub fn stop(rec: &Recorded, grace: Duration) -> bool {
     true
 }
 
+/// Stops children of this process together: SIGTERM to each, then SIGKILL to those still running
+/// after `grace`; reaps every one. Returns how many had to be killed.
+pub fn stop_children<'a>(
+    children: impl IntoIterator<Item = &'a mut Child>,
+    grace: Duration,
+) -> usize {
+    let mut children: Vec<&mut Child> = children.into_iter().collect();
+    for child in &children {
+        signal_child(child, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    let mut killed = 0;
+    for child in &mut children {
+        if !wait_until(deadline, || {
+            matches!(child.try_wait(), Ok(Some(_)) | Err(_))
+        }) {
+            signal_child(child, Signal::SIGKILL);
+            killed += 1;
+        }
+        let _ = child.wait();
+    }
+    killed
+}
+
 /// Waits until `pid` is gone, up to `timeout`.
 pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if !is_alive(pid) {
+    wait_until(Instant::now() + timeout, || !is_alive(pid))
+}
+
+/// Checks `done` every 50 ms until it holds or `deadline` passes; returns whether it held.
+fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        if done() {
             return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    !is_alive(pid)
 }
 
 /// A free TCP port on 127.0.0.1 (there is a short window in which another process could take it).
@@ -147,6 +187,24 @@ mod tests {
         assert!(!stop(&rec, Duration::from_secs(5)));
         // The child is ours to reap; once reaped or a zombie it no longer counts as alive.
         assert!(wait_gone(rec.pid, Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn stops_children_together_and_kills_those_that_ignore_sigterm() {
+        let mut polite = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let mut stubborn = Command::new("/bin/sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 0.1; done"])
+            .spawn()
+            .unwrap();
+        // The shell must have set its trap before the SIGTERM arrives.
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let killed = stop_children([&mut polite, &mut stubborn], Duration::from_secs(1));
+        assert_eq!(killed, 1, "only the shell ignoring SIGTERM is killed");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(polite.try_wait().unwrap().is_some());
+        assert!(stubborn.try_wait().unwrap().is_some());
+        assert!(!is_alive(polite.id()) && !is_alive(stubborn.id()));
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

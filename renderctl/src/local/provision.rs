@@ -4,8 +4,7 @@
 //! (min 0, desired 0, max as asked), the scaling-policy parameter and a dev API key.
 
 use anyhow::Context;
-use aws_config::SdkConfig;
-use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, Tag, TagSpecification};
+use renderfleet_core::aws::provision::LocalFleetProvisioner;
 use renderfleet_core::aws::{DynamoStore, S3Media, SqsQueue, SsmParameters};
 use renderfleet_core::clock::now_ms;
 use renderfleet_core::message::MAX_RECEIVE_COUNT;
@@ -33,12 +32,9 @@ pub struct Provisioned {
     pub dev_key: String,
 }
 
-/// The launch template's name (Terraform's render_fleet module uses the same).
-pub fn launch_template_name(names: &ResourceNames) -> String {
-    format!("renderfleet-{}-worker", names.env)
-}
-
-pub async fn provision(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<Provisioned> {
+/// Creates `plan`'s resources on the emulator at `endpoint`.
+pub async fn provision(endpoint: &str, region: &str, plan: &Plan) -> anyhow::Result<Provisioned> {
+    let sdk = &renderfleet_core::aws::emulator_config(endpoint, region).await;
     let n = &plan.names;
     let (_, dlq_arn) = SqsQueue::create(
         sdk,
@@ -81,7 +77,10 @@ pub async fn provision(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<Provision
         .await
         .context("creating the media bucket")?;
 
-    create_group(sdk, plan).await?;
+    LocalFleetProvisioner::new(sdk)
+        .ensure_group(n, plan.max_workers)
+        .await
+        .context("creating the worker group")?;
 
     let ssm = SsmParameters::new(sdk, n.clone());
     ssm.put(&n.scaling_policy_parameter(), &plan.policy.to_string())
@@ -97,75 +96,4 @@ pub async fn provision(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<Provision
         queue_url,
         dev_key: key.plaintext,
     })
-}
-
-async fn create_group(sdk: &SdkConfig, plan: &Plan) -> anyhow::Result<()> {
-    let n = &plan.names;
-    let ec2 = aws_sdk_ec2::Client::new(sdk);
-    let template = launch_template_name(n);
-    let exists = ec2
-        .describe_launch_templates()
-        .launch_template_names(&template)
-        .send()
-        .await
-        .map(|o| !o.launch_templates().is_empty())
-        .unwrap_or(false);
-    if !exists {
-        ec2.create_launch_template()
-            .launch_template_name(&template)
-            .launch_template_data(
-                RequestLaunchTemplateData::builder()
-                    .image_id("ami-renderfleet-worker")
-                    .instance_type(aws_sdk_ec2::types::InstanceType::C6iXlarge)
-                    .build(),
-            )
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::LaunchTemplate)
-                    .tags(Tag::builder().key("renderfleet:env").value(&n.env).build())
-                    .build(),
-            )
-            .send()
-            .await
-            .context("creating the launch template")?;
-    }
-    let asg = aws_sdk_autoscaling::Client::new(sdk);
-    let existing = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(&n.asg)
-        .send()
-        .await
-        .context("looking up the worker group")?;
-    if existing.auto_scaling_groups().is_empty() {
-        asg.create_auto_scaling_group()
-            .auto_scaling_group_name(&n.asg)
-            .launch_template(
-                aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                    .launch_template_name(&template)
-                    .version("$Latest")
-                    .build(),
-            )
-            .min_size(0)
-            .max_size(plan.max_workers as i32)
-            .desired_capacity(0)
-            .availability_zones(format!(
-                "{}a",
-                sdk.region().map(|r| r.as_ref()).unwrap_or("us-east-1")
-            ))
-            // As Terraform's group: the group never picks a scale-in victim itself; the scaler
-            // retires idle workers by name, through the agents' work gate.
-            .new_instances_protected_from_scale_in(true)
-            .send()
-            .await
-            .context("creating the worker group")?;
-    } else {
-        asg.update_auto_scaling_group()
-            .auto_scaling_group_name(&n.asg)
-            .max_size(plan.max_workers as i32)
-            .new_instances_protected_from_scale_in(true)
-            .send()
-            .await
-            .context("updating the worker group")?;
-    }
-    Ok(())
 }

@@ -10,7 +10,9 @@ use renderfleet_core::names::ResourceNames;
 use serde::{Deserialize, Serialize};
 
 use super::process::{self, Recorded};
-use super::provision::{self, Plan};
+use renderfleet_core::aws::provision::launch_template_name;
+
+use super::provision::{self, Plan, Provisioned};
 use crate::settings::EnvFile;
 
 /// Settings of `dev up`.
@@ -101,6 +103,59 @@ pub struct Stack {
     pub proxy: Option<Recorded>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_url: Option<String>,
+    /// The resources' names. Absent only from a `stack.json` an older renderctl wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<StackNames>,
+}
+
+/// The resolved names of a stack's resources, recorded in `stack.json` so that its readers (the
+/// end-to-end tests, `scripts/reliability`) take them from there instead of deriving them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackNames {
+    pub env: String,
+    pub queue: String,
+    pub dlq: String,
+    pub table: String,
+    pub bucket: String,
+    pub asg: String,
+    pub tick_queue: String,
+    pub ssm_prefix: String,
+    pub scaling_policy_parameter: String,
+    pub launch_template: String,
+    /// The launch hook the AWS-rules mode holds new instances in.
+    pub launch_hook: String,
+}
+
+impl StackNames {
+    pub fn of(n: &ResourceNames) -> Self {
+        Self {
+            env: n.env.clone(),
+            queue: n.queue.clone(),
+            dlq: n.dlq.clone(),
+            table: n.table.clone(),
+            bucket: n.bucket.clone(),
+            asg: n.asg.clone(),
+            tick_queue: n.tick_queue.clone(),
+            ssm_prefix: n.ssm_prefix.clone(),
+            scaling_policy_parameter: n.scaling_policy_parameter(),
+            launch_template: launch_template_name(n),
+            launch_hook: launch_hook(n),
+        }
+    }
+
+    /// The same names as core's type.
+    pub fn resource_names(&self) -> ResourceNames {
+        ResourceNames {
+            env: self.env.clone(),
+            queue: self.queue.clone(),
+            dlq: self.dlq.clone(),
+            table: self.table.clone(),
+            bucket: self.bucket.clone(),
+            asg: self.asg.clone(),
+            tick_queue: self.tick_queue.clone(),
+            ssm_prefix: self.ssm_prefix.clone(),
+        }
+    }
 }
 
 impl Stack {
@@ -117,6 +172,17 @@ impl Stack {
 
     pub fn all_running(&self) -> bool {
         self.services().iter().all(|(_, r)| process::is_ours(r))
+    }
+
+    /// The resources' names as `dev up` recorded them.
+    pub fn resource_names(&self) -> anyhow::Result<ResourceNames> {
+        match &self.names {
+            Some(n) => Ok(n.resource_names()),
+            None => bail!(
+                "stack.json records no resource names (an older renderctl started this stack): \
+                 restart it with scripts/dev-down and scripts/dev-up"
+            ),
+        }
     }
 }
 
@@ -136,9 +202,17 @@ pub fn logs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("logs")
 }
 
+/// The stack recorded in `state_dir`, if one is.
 pub fn read_stack(state_dir: &Path) -> Option<Stack> {
-    let text = std::fs::read_to_string(stack_file(state_dir)).ok()?;
-    serde_json::from_str(&text).ok()
+    load_stack(state_dir).ok()
+}
+
+/// The stack recorded in `state_dir`, or why there is none.
+pub fn load_stack(state_dir: &Path) -> anyhow::Result<Stack> {
+    let path = stack_file(state_dir);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn read_agents(state_dir: &Path) -> AgentTable {
@@ -213,31 +287,67 @@ pub async fn up(opts: &UpOptions) -> anyhow::Result<(Stack, bool)> {
     }
 }
 
+/// `dev up`'s steps: the emulator, the resources, the AWS-rules proxy when asked for, the
+/// services, and once every one answers, the record of the stack.
 async fn start_all(
     opts: &UpOptions,
     names: &ResourceNames,
     started: &mut Vec<Recorded>,
 ) -> anyhow::Result<Stack> {
-    let logs = logs_dir(&opts.state_dir);
-    let moto_port = if opts.moto_port == 0 {
-        process::free_port()?
-    } else {
-        opts.moto_port
+    let (moto, endpoint) = start_moto(opts, started).await?;
+    let provisioned = provision::provision(&endpoint, &opts.region, &plan(opts, names))
+        .await
+        .context("creating the resources")?;
+    // The services reach the emulator directly, or through the AWS-rules proxy.
+    let proxy = match &opts.aws_rules {
+        Some(rules) => Some(start_rules_proxy(opts, rules, names, &endpoint, started).await?),
+        None => None,
     };
+    let services_endpoint = proxy.as_ref().map_or(&endpoint, |(_, url)| url);
+    let env = service_env(opts, names, services_endpoint);
+    let services = start_services(opts, &env, started)?;
+    services.wait_ready(opts).await?;
+    let stack = Stack {
+        env: names.env.clone(),
+        region: opts.region.clone(),
+        api_url: services.api_url,
+        endpoint,
+        api_key: provisioned.dev_key.clone(),
+        moto,
+        job_server: services.job_server,
+        scaler: services.scaler,
+        supervisor: services.supervisor,
+        proxy_url: proxy.as_ref().map(|(_, url)| url.clone()),
+        proxy: proxy.map(|(rec, _)| rec),
+        names: Some(StackNames::of(names)),
+    };
+    record(opts, &stack, &env, &provisioned, names)?;
+    Ok(stack)
+}
+
+/// Starts `program` as one of the stack's processes, logging to `logs/<log>`.
+fn launch(
+    opts: &UpOptions,
+    started: &mut Vec<Recorded>,
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    log: &str,
+) -> anyhow::Result<Recorded> {
+    let rec = process::spawn_detached(program, args, env, &logs_dir(&opts.state_dir).join(log))?;
+    started.push(rec.clone());
+    Ok(rec)
+}
+
+/// Starts the emulator and waits for it; returns it with its endpoint.
+async fn start_moto(
+    opts: &UpOptions,
+    started: &mut Vec<Recorded>,
+) -> anyhow::Result<(Recorded, String)> {
+    let moto_port = pick_port(opts.moto_port, "--moto-port")?;
     let endpoint = format!("http://127.0.0.1:{moto_port}");
-    ensure_port_free(moto_port, "--moto-port")?;
-    let moto = process::spawn_detached(
-        &opts.moto_bin,
-        &[
-            "-H".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            moto_port.to_string(),
-        ],
-        &[],
-        &logs.join("moto.log"),
-    )?;
-    started.push(moto.clone());
+    let args = ["-H", "127.0.0.1", "-p", &moto_port.to_string()].map(String::from);
+    let moto = launch(opts, started, &opts.moto_bin, &args, &[], "moto.log")?;
     wait_http(
         &format!("{endpoint}/moto-api/"),
         Duration::from_secs(60),
@@ -245,36 +355,39 @@ async fn start_all(
     )
     .await
     .context("waiting for the moto server")?;
+    Ok((moto, endpoint))
+}
 
-    let sdk = renderfleet_core::aws::emulator_config(&endpoint, &opts.region).await;
-    let scaler_settings = scaler_settings(opts);
-    let policy = serde_json::Value::Object(
-        scaler_settings
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
-    );
-    let plan = Plan {
+/// `port`, or a free one when it is 0; fails when it is taken.
+fn pick_port(port: u16, flag: &str) -> anyhow::Result<u16> {
+    let port = if port == 0 {
+        process::free_port()?
+    } else {
+        port
+    };
+    ensure_port_free(port, flag)?;
+    Ok(port)
+}
+
+/// What to create on the emulator, the scaler's policy included.
+fn plan(opts: &UpOptions, names: &ResourceNames) -> Plan {
+    let policy = scaler_settings(opts)
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    Plan {
         names: names.clone(),
         max_workers: opts.max_workers,
         visibility_secs: opts.visibility.as_secs().max(1),
-        policy,
+        policy: serde_json::Value::Object(policy),
         dev_tenant: "dev".into(),
-    };
-    let provisioned = provision::provision(&sdk, &plan)
-        .await
-        .context("creating the resources")?;
+    }
+}
 
-    // The services reach the emulator directly, or through the AWS-rules proxy.
-    let proxy = match &opts.aws_rules {
-        Some(rules) => Some(start_rules_proxy(opts, rules, names, &endpoint, started).await?),
-        None => None,
-    };
-    let services_endpoint = proxy
-        .as_ref()
-        .map_or(endpoint.clone(), |(_, url)| url.clone());
+/// The environment every service of the stack runs with.
+fn service_env(opts: &UpOptions, names: &ResourceNames, endpoint: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = vec![
-        ("AWS_ENDPOINT_URL".into(), services_endpoint.clone()),
+        ("AWS_ENDPOINT_URL".into(), endpoint.to_owned()),
         ("AWS_REGION".into(), opts.region.clone()),
         ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
@@ -290,125 +403,155 @@ async fn start_all(
         env.push(("RENDERFLEET_LAUNCH_HOOK".into(), launch_hook(names)));
     }
     env.extend(opts.extra_env.iter().cloned());
+    env
+}
 
-    let api_port = if opts.api_port == 0 {
-        process::free_port()?
-    } else {
-        opts.api_port
-    };
-    ensure_port_free(api_port, "--api-port")?;
-    let api_url = format!("http://127.0.0.1:{api_port}");
-    let mut server_env = env.clone();
+/// The job server, the scaler and the fleet supervisor, started.
+#[derive(Debug)]
+struct Services {
+    api_url: String,
+    job_server: Recorded,
+    scaler: Recorded,
+    supervisor: Recorded,
+}
+
+fn start_services(
+    opts: &UpOptions,
+    env: &[(String, String)],
+    started: &mut Vec<Recorded>,
+) -> anyhow::Result<Services> {
+    let api_port = pick_port(opts.api_port, "--api-port")?;
+    let mut server_env = env.to_vec();
     server_env.push(("RENDERFLEET_LISTEN".into(), format!("127.0.0.1:{api_port}")));
-    let job_server = process::spawn_detached(
+    let job_server = launch(
+        opts,
+        started,
         &opts.bin_dir.join("job-server"),
         &[],
         &server_env,
-        &logs.join("job-server.log"),
+        "job-server.log",
     )?;
-    started.push(job_server.clone());
 
-    let mut scaler_env = env.clone();
-    scaler_env.extend(scaler_settings);
+    let mut scaler_env = env.to_vec();
+    scaler_env.extend(scaler_settings(opts));
     // `--service-env` has the last word, so a test or a user can try another policy setting.
     scaler_env.extend(opts.extra_env.iter().cloned());
-    let scaler = process::spawn_detached(
+    let interval = format!("{}ms", opts.tick.as_millis());
+    let scaler = launch(
+        opts,
+        started,
         &opts.bin_dir.join("scaler"),
-        &[
-            "loop".into(),
-            "--interval".into(),
-            format!("{}ms", opts.tick.as_millis()),
-        ],
+        &["loop".into(), "--interval".into(), interval],
         &scaler_env,
-        &logs.join("scaler.log"),
+        "scaler.log",
     )?;
-    started.push(scaler.clone());
 
-    let supervisor = process::spawn_detached(
+    let supervisor = launch(
+        opts,
+        started,
         &opts.bin_dir.join("renderctl"),
-        &[
-            "dev".into(),
-            "supervise".into(),
-            "--state-dir".into(),
-            opts.state_dir.display().to_string(),
-            "--agent-bin".into(),
-            opts.bin_dir.join("render-agent").display().to_string(),
-            "--boot-delay".into(),
-            format!("{}ms", opts.boot_delay.as_millis()),
-            "--slots".into(),
-            opts.slots.to_string(),
-        ],
-        &env,
-        &logs.join("supervisor.log"),
+        &supervisor_args(opts),
+        env,
+        "supervisor.log",
     )?;
-    started.push(supervisor.clone());
-
-    wait_http(
-        &format!("{api_url}/healthz"),
-        Duration::from_secs(30),
-        &job_server,
-    )
-    .await
-    .context("waiting for the job server")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !agents_file(&opts.state_dir).exists() {
-        if !process::is_ours(&supervisor) {
-            bail!(
-                "the fleet supervisor exited; see {}",
-                logs.join("supervisor.log").display()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("the fleet supervisor did not report within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for (name, rec) in [("scaler", &scaler)] {
-        if !process::is_ours(rec) {
-            bail!(
-                "the {name} exited at start; see {}",
-                logs.join(format!("{name}.log")).display()
-            );
-        }
-    }
-
-    let stack = Stack {
-        env: names.env.clone(),
-        region: opts.region.clone(),
-        api_url: api_url.clone(),
-        endpoint: endpoint.clone(),
-        api_key: provisioned.dev_key.clone(),
-        moto,
+    Ok(Services {
+        api_url: format!("http://127.0.0.1:{api_port}"),
         job_server,
         scaler,
         supervisor,
-        proxy: proxy.as_ref().map(|(rec, _)| rec.clone()),
-        proxy_url: proxy.map(|(_, url)| url),
-    };
+    })
+}
+
+/// `renderctl dev supervise` with this stack's settings.
+fn supervisor_args(opts: &UpOptions) -> Vec<String> {
+    vec![
+        "dev".into(),
+        "supervise".into(),
+        "--state-dir".into(),
+        opts.state_dir.display().to_string(),
+        "--agent-bin".into(),
+        opts.bin_dir.join("render-agent").display().to_string(),
+        "--boot-delay".into(),
+        format!("{}ms", opts.boot_delay.as_millis()),
+        "--slots".into(),
+        opts.slots.to_string(),
+    ]
+}
+
+impl Services {
+    /// Waits for the job server to answer and the fleet supervisor to record its agents, and
+    /// checks the scaler did not exit at start.
+    async fn wait_ready(&self, opts: &UpOptions) -> anyhow::Result<()> {
+        let logs = logs_dir(&opts.state_dir);
+        wait_http(
+            &format!("{}/healthz", self.api_url),
+            Duration::from_secs(30),
+            &self.job_server,
+        )
+        .await
+        .context("waiting for the job server")?;
+        let agents = agents_file(&opts.state_dir);
+        let supervisor_log = logs.join("supervisor.log");
+        poll_ready(
+            Duration::from_secs(30),
+            || {
+                (!process::is_ours(&self.supervisor)).then(|| {
+                    format!(
+                        "the fleet supervisor exited; see {}",
+                        supervisor_log.display()
+                    )
+                })
+            },
+            "the fleet supervisor did not report within 30 s",
+            async || agents.exists().then_some(()),
+        )
+        .await?;
+        if !process::is_ours(&self.scaler) {
+            bail!(
+                "the scaler exited at start; see {}",
+                logs.join("scaler.log").display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Writes `stack.json`, and `local.env` for the shell and renderctl.
+fn record(
+    opts: &UpOptions,
+    stack: &Stack,
+    env: &[(String, String)],
+    provisioned: &Provisioned,
+    names: &ResourceNames,
+) -> anyhow::Result<()> {
     write_atomic(
         &stack_file(&opts.state_dir),
-        &serde_json::to_string_pretty(&stack)?,
+        &serde_json::to_string_pretty(stack)?,
     )?;
+    // In order, so that a `--service-env` setting wins as it does in the services' environment.
     let mut file = BTreeMap::new();
-    for (k, v) in &env {
+    for (k, v) in env {
         if k.starts_with("AWS_") || k == "RENDERFLEET_ENV" {
             file.insert(k.clone(), v.clone());
         }
     }
-    file.insert("RENDERFLEET_API_URL".into(), api_url);
-    file.insert("RENDERFLEET_API_KEY".into(), provisioned.dev_key);
-    file.insert("RENDERFLEET_QUEUE".into(), names.queue.clone());
-    file.insert("RENDERFLEET_QUEUE_URL".into(), provisioned.queue_url);
-    file.insert("RENDERFLEET_DLQ".into(), names.dlq.clone());
-    file.insert("RENDERFLEET_TABLE".into(), names.table.clone());
-    file.insert("RENDERFLEET_BUCKET".into(), names.bucket.clone());
-    file.insert("RENDERFLEET_ASG".into(), names.asg.clone());
-    file.insert(
-        "RENDERFLEET_STATE_DIR".into(),
-        opts.state_dir.display().to_string(),
-    );
-    write_atomic(&opts.state_dir.join("local.env"), &EnvFile(file).render())?;
-    Ok(stack)
+    for (k, v) in [
+        ("RENDERFLEET_API_URL", &stack.api_url),
+        ("RENDERFLEET_API_KEY", &provisioned.dev_key),
+        ("RENDERFLEET_QUEUE", &names.queue),
+        ("RENDERFLEET_QUEUE_URL", &provisioned.queue_url),
+        ("RENDERFLEET_DLQ", &names.dlq),
+        ("RENDERFLEET_TABLE", &names.table),
+        ("RENDERFLEET_BUCKET", &names.bucket),
+        ("RENDERFLEET_ASG", &names.asg),
+        (
+            "RENDERFLEET_STATE_DIR",
+            &opts.state_dir.display().to_string(),
+        ),
+    ] {
+        file.insert(k.to_owned(), v.clone());
+    }
+    write_atomic(&opts.state_dir.join("local.env"), &EnvFile(file).render())
 }
 
 /// Starts the AWS-rules proxy in front of the emulator and returns it with its URL. Its rules:
@@ -447,41 +590,34 @@ async fn start_rules_proxy(
     } else {
         PathBuf::from("python3")
     };
-    let mut rec = process::spawn_detached(
-        &python,
-        &[
-            rules.proxy.display().to_string(),
-            "--upstream".into(),
-            upstream.to_owned(),
-            "--port-file".into(),
-            port_file.display().to_string(),
-            "--rules".into(),
-            rules_file.display().to_string(),
-        ],
-        &[],
-        &logs_dir(&opts.state_dir).join("aws-rules.log"),
-    )?;
+    let args = [
+        rules.proxy.display().to_string(),
+        "--upstream".into(),
+        upstream.to_owned(),
+        "--port-file".into(),
+        port_file.display().to_string(),
+        "--rules".into(),
+        rules_file.display().to_string(),
+    ];
+    let log = logs_dir(&opts.state_dir).join("aws-rules.log");
+    let mut rec = process::spawn_detached(&python, &args, &[], &log)?;
+    // Checked against the proxy's command line: the interpreter runs it.
     rec.program = process::file_name(&rules.proxy);
     started.push(rec.clone());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let port = loop {
-        if let Some(p) = std::fs::read_to_string(&port_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<u16>().ok())
-        {
-            break p;
-        }
-        if !process::is_alive(rec.pid) {
-            bail!(
-                "the AWS-rules proxy exited at start; see {}",
-                logs_dir(&opts.state_dir).join("aws-rules.log").display()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!("the AWS-rules proxy did not listen within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let port = poll_ready(
+        Duration::from_secs(30),
+        || {
+            (!process::is_alive(rec.pid))
+                .then(|| format!("the AWS-rules proxy exited at start; see {}", log.display()))
+        },
+        "the AWS-rules proxy did not listen within 30 s",
+        async || {
+            std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+        },
+    )
+    .await?;
     Ok((rec, format!("http://127.0.0.1:{port}")))
 }
 
@@ -498,18 +634,39 @@ async fn wait_http(url: &str, timeout: Duration, rec: &Recorded) -> anyhow::Resu
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()?;
+    poll_ready(
+        timeout,
+        || {
+            (!process::is_ours(rec))
+                .then(|| format!("{} exited before answering {url}", rec.program))
+        },
+        &format!("{url} did not answer within {} s", timeout.as_secs()),
+        async || {
+            let resp = client.get(url).send().await.ok()?;
+            resp.status().is_success().then_some(())
+        },
+    )
+    .await
+}
+
+/// Polls `ready` every 100 ms until it gives a value. Fails with the message `exited` gives once
+/// the process waited for is gone, or with `late` after `timeout`.
+async fn poll_ready<T>(
+    timeout: Duration,
+    exited: impl Fn() -> Option<String>,
+    late: &str,
+    mut ready: impl AsyncFnMut() -> Option<T>,
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(resp) = client.get(url).send().await
-            && resp.status().is_success()
-        {
-            return Ok(());
+        if let Some(v) = ready().await {
+            return Ok(v);
         }
-        if !process::is_ours(rec) {
-            bail!("{} exited before answering {url}", rec.program);
+        if let Some(why) = exited() {
+            bail!("{why}");
         }
         if Instant::now() > deadline {
-            bail!("{url} did not answer within {} s", timeout.as_secs());
+            bail!("{late}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -552,5 +709,50 @@ pub fn down(state_dir: &Path) -> anyhow::Result<Vec<String>> {
     match read_stack(state_dir) {
         Some(stack) => Ok(stop_stack(state_dir, &stack)),
         None => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_names_are_the_resolved_ones() {
+        let names = ResourceNames::for_env("dev")
+            .unwrap()
+            .with_bucket("renderfleet-dev-media-123456789012")
+            .unwrap();
+        let recorded = StackNames::of(&names);
+        assert_eq!(recorded.resource_names(), names);
+        assert_eq!(recorded.bucket, "renderfleet-dev-media-123456789012");
+        assert_eq!(recorded.launch_template, "renderfleet-dev-worker");
+        assert_eq!(recorded.launch_hook, "renderfleet-dev-launch");
+        assert_eq!(
+            recorded.scaling_policy_parameter,
+            "/renderfleet/dev/scaling/policy"
+        );
+    }
+
+    #[test]
+    fn a_stack_file_without_names_still_reads_but_says_so() {
+        let rec = serde_json::json!({ "pid": 1, "program": "x" });
+        let old = serde_json::json!({
+            "env": "local", "region": "us-east-1", "api_url": "http://127.0.0.1:1",
+            "endpoint": "http://127.0.0.1:2", "api_key": "k",
+            "moto": rec, "job_server": rec, "scaler": rec, "supervisor": rec,
+        });
+        let stack: Stack = serde_json::from_value(old).unwrap();
+        assert!(stack.names.is_none());
+        let e = stack.resource_names().unwrap_err().to_string();
+        assert!(e.contains("records no resource names"), "{e}");
+
+        let mut fresh = stack.clone();
+        fresh.names = Some(StackNames::of(&ResourceNames::for_env("local").unwrap()));
+        let json = serde_json::to_value(&fresh).unwrap();
+        assert_eq!(json["names"]["asg"], "renderfleet-local-workers");
+        assert_eq!(
+            json["api_url"], "http://127.0.0.1:1",
+            "existing keys unchanged"
+        );
     }
 }

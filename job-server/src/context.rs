@@ -15,6 +15,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use renderfleet_core::api::{ErrorBody, ErrorResponse};
+use renderfleet_core::events;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
@@ -162,6 +163,7 @@ where
     };
     span.in_scope(|| {
         tracing::info!(
+            event = events::HTTP_REQUEST,
             status = status.as_u16(),
             latency_us = started.elapsed().as_micros() as u64,
             "request"

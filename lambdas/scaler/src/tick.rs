@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use renderfleet_core::clock::EpochMillis;
+use renderfleet_core::events;
 use renderfleet_core::job::{ActiveJob, JobState};
 use renderfleet_core::ports::{
     ActiveWork, AgentDirectory, AgentLauncher, AgentState, Fleet, FleetState, Heartbeat, JobLedger,
@@ -438,6 +439,7 @@ async fn record(
     })?;
     tracing::info!(
         target: "renderfleet::decision",
+        event = events::SCALER_TICK,
         tick = %json,
         desired = report.decision.desired,
         reason = ?report.decision.reason,

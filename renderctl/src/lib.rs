@@ -19,28 +19,8 @@ pub fn absolute_path(s: &str) -> Result<std::path::PathBuf, String> {
     std::path::absolute(s).map_err(|e| format!("cannot make {s:?} absolute: {e}"))
 }
 
-/// Parses `2s`, `500ms`, `1.5m` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("not a duration: {s:?} (try 2s or 500ms)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "" | "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("unknown unit in {s:?}: use ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("not a duration: {s:?}"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
+/// Parses `2s`, `500ms`, `1.5m`, `1h` or a bare number of seconds.
+pub use renderfleet_core::edge::parse_duration;
 
 #[cfg(test)]
 mod tests {

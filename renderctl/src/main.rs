@@ -12,6 +12,7 @@ use renderctl::{absolute_path, demo, parse_duration, settings};
 use renderfleet_core::api::JobView;
 use renderfleet_core::aws::{AsgFleet, DynamoStore};
 use renderfleet_core::clock::{now_ms, to_rfc3339};
+use renderfleet_core::edge::{self, LogFormat};
 use renderfleet_core::names::ResourceNames;
 use renderfleet_core::ports::{ApiKeys, ScalerMemory};
 
@@ -206,23 +207,12 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let cli = Cli::parse();
-    let supervising = matches!(cli.command, Command::Dev(DevCommand::Supervise { .. }));
-    if supervising {
-        let filter = tracing_subscriber::EnvFilter::try_from_env("RENDERFLEET_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .flatten_event(true)
-            .init();
+    // The supervisor's log is read by tools (one JSON object a line); the CLI's is for people.
+    if matches!(cli.command, Command::Dev(DevCommand::Supervise { .. })) {
+        edge::init_tracing(LogFormat::Json, "info");
     } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
+        edge::init_tracing(LogFormat::Text, "warn");
     }
     match run(cli).await {
         Ok(code) => std::process::exit(code),

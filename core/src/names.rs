@@ -32,7 +32,7 @@ pub const ACTIVE_SHARDS: u32 = 16;
 pub const AGENTS_PK: &str = "AGENTS";
 
 /// All names of one environment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceNames {
     pub env: String,
     pub queue: String,

@@ -112,14 +112,9 @@ pub struct Stack {
 /// end-to-end tests, `scripts/reliability`) take them from there instead of deriving them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackNames {
-    pub env: String,
-    pub queue: String,
-    pub dlq: String,
-    pub table: String,
-    pub bucket: String,
-    pub asg: String,
-    pub tick_queue: String,
-    pub ssm_prefix: String,
+    /// Core's names, flattened into the same object.
+    #[serde(flatten)]
+    pub resources: ResourceNames,
     pub scaling_policy_parameter: String,
     pub launch_template: String,
     /// The launch hook the AWS-rules mode holds new instances in.
@@ -129,14 +124,7 @@ pub struct StackNames {
 impl StackNames {
     pub fn of(n: &ResourceNames) -> Self {
         Self {
-            env: n.env.clone(),
-            queue: n.queue.clone(),
-            dlq: n.dlq.clone(),
-            table: n.table.clone(),
-            bucket: n.bucket.clone(),
-            asg: n.asg.clone(),
-            tick_queue: n.tick_queue.clone(),
-            ssm_prefix: n.ssm_prefix.clone(),
+            resources: n.clone(),
             scaling_policy_parameter: n.scaling_policy_parameter(),
             launch_template: launch_template_name(n),
             launch_hook: launch_hook(n),
@@ -145,16 +133,7 @@ impl StackNames {
 
     /// The same names as core's type.
     pub fn resource_names(&self) -> ResourceNames {
-        ResourceNames {
-            env: self.env.clone(),
-            queue: self.queue.clone(),
-            dlq: self.dlq.clone(),
-            table: self.table.clone(),
-            bucket: self.bucket.clone(),
-            asg: self.asg.clone(),
-            tick_queue: self.tick_queue.clone(),
-            ssm_prefix: self.ssm_prefix.clone(),
-        }
+        self.resources.clone()
     }
 }
 
@@ -724,7 +703,7 @@ mod tests {
             .unwrap();
         let recorded = StackNames::of(&names);
         assert_eq!(recorded.resource_names(), names);
-        assert_eq!(recorded.bucket, "renderfleet-dev-media-123456789012");
+        assert_eq!(recorded.resources.bucket, "renderfleet-dev-media-123456789012");
         assert_eq!(recorded.launch_template, "renderfleet-dev-worker");
         assert_eq!(recorded.launch_hook, "renderfleet-dev-launch");
         assert_eq!(

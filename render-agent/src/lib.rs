@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod worker;
 
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use renderfleet_core::clock::now_ms;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+pub use error::Error;
 use worker::{Agent, Deps, Shared, report_health};
 
 /// Instance metadata where there is none (the local stack, tests): no notice, no target state.
@@ -171,7 +173,7 @@ async fn check_until_ok(
             let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
             s.engine_ok = check.is_ok();
             s.checked = true;
-            s.check_error = check.as_ref().err().cloned();
+            s.check_error = check.as_ref().err().map(ToString::to_string);
         }
         match check {
             Ok(()) => return,
@@ -238,13 +240,13 @@ async fn wait_for_target_in_service(deps: &Deps, shutdown: &CancellationToken) -
     }
 }
 
-async fn self_check(deps: &Deps, cfg: &Config) -> Result<(), String> {
+async fn self_check(deps: &Deps, cfg: &Config) -> Result<(), Error> {
     let free = worker::disk_free(&cfg.work_dir);
     if free < cfg.min_free_disk {
-        return Err(format!(
-            "only {free} bytes free in {}",
-            cfg.work_dir.display()
-        ));
+        return Err(Error::LowDisk {
+            free,
+            dir: cfg.work_dir.clone(),
+        });
     }
     deps.engine.self_check(&cfg.work_dir).await
 }

@@ -81,7 +81,7 @@ impl Engine for ScriptedEngine {
             }
         }
     }
-    async fn self_check(&self, _: &Path) -> Result<(), String> {
+    async fn self_check(&self, _: &Path) -> Result<(), render_agent::Error> {
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::process::{Ended, run};
 use super::{Engine, EngineError, RenderRequest};
+use crate::Error;
 
 /// The exit code that means "the input is invalid".
 pub const EXIT_INVALID_INPUT: i32 = 2;
@@ -111,12 +112,14 @@ impl Engine for ExternalEngine {
         }
     }
 
-    async fn self_check(&self, _workdir: &Path) -> Result<(), String> {
-        let meta = std::fs::metadata(&self.command)
-            .map_err(|e| format!("{}: {e}", self.command.display()))?;
+    async fn self_check(&self, _workdir: &Path) -> Result<(), Error> {
+        let meta = std::fs::metadata(&self.command).map_err(|source| Error::Unreadable {
+            path: self.command.clone(),
+            source,
+        })?;
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o111 == 0 {
-            return Err(format!("{} is not executable", self.command.display()));
+            return Err(Error::NotExecutable(self.command.clone()));
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::plan::{PlanContext, plan};
 use super::process::{Ended, run};
 use super::{Engine, EngineError, RenderRequest};
+use crate::Error;
 
 #[derive(Clone, Debug)]
 pub struct FfmpegEngine {
@@ -55,7 +56,7 @@ struct ProbeFormat {
 }
 
 /// Probes `path` with ffprobe, reading local files only. An unreadable file is an error saying why.
-pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, String> {
+pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, Error> {
     let out = tokio::process::Command::new(ffprobe)
         .args([
             "-v",
@@ -70,21 +71,25 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, String> {
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
+    let limit = Duration::from_secs(60);
+    let out = tokio::time::timeout(limit, out)
         .await
-        .map_err(|_| "ffprobe took longer than 60 s".to_owned())?
-        .map_err(|e| format!("cannot run {}: {e}", ffprobe.display()))?;
+        .map_err(|_| Error::ProbeTimedOut(limit))?
+        .map_err(|source| Error::ProbeSpawn {
+            program: ffprobe.to_owned(),
+            source,
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err
-            .lines()
-            .last()
-            .unwrap_or("unreadable media")
-            .trim()
-            .to_owned());
+        return Err(Error::Unprobeable(
+            err.lines()
+                .last()
+                .unwrap_or("unreadable media")
+                .trim()
+                .to_owned(),
+        ));
     }
-    let parsed: ProbeOut =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe output: {e}"))?;
+    let parsed: ProbeOut = serde_json::from_slice(&out.stdout)?;
     let duration = parsed
         .format
         .and_then(|f| f.duration)
@@ -206,9 +211,9 @@ impl Engine for FfmpegEngine {
         }
     }
 
-    async fn self_check(&self, workdir: &Path) -> Result<(), String> {
+    async fn self_check(&self, workdir: &Path) -> Result<(), Error> {
         if !self.font.is_file() {
-            return Err(format!("font {} is missing", self.font.display()));
+            return Err(Error::FontMissing(self.font.clone()));
         }
         let out = workdir.join("self-check.mp4");
         let args: Vec<String> = [
@@ -232,11 +237,12 @@ impl Engine for FfmpegEngine {
         .into_iter()
         .chain([out.display().to_string()])
         .collect();
+        let limit = Duration::from_secs(30);
         let ended = run(
             &self.ffmpeg,
             &args,
             workdir,
-            Duration::from_secs(30),
+            limit,
             CancellationToken::new(),
             |_| {},
         )
@@ -247,13 +253,13 @@ impl Engine for FfmpegEngine {
             Ended::Exited {
                 status,
                 stderr_tail,
-            } => Err(format!(
-                "test render exited with {status}: {}",
-                stderr_tail.trim()
-            )),
-            Ended::TimedOut => Err("test render took longer than 30 s".into()),
-            Ended::Stopped => Err("test render stopped".into()),
-            Ended::SpawnFailed(e) => Err(e),
+            } => Err(Error::TestRenderFailed {
+                status,
+                stderr: stderr_tail,
+            }),
+            Ended::TimedOut => Err(Error::TestRenderTimedOut(limit)),
+            Ended::Stopped => Err(Error::TestRenderStopped),
+            Ended::SpawnFailed(e) => Err(Error::Spawn(e)),
         }
     }
 }

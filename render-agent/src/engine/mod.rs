@@ -66,5 +66,5 @@ pub trait Engine: Send + Sync {
     ) -> Result<(), EngineError>;
 
     /// Checks the engine works, by rendering something tiny into `workdir`.
-    async fn self_check(&self, workdir: &Path) -> Result<(), String>;
+    async fn self_check(&self, workdir: &Path) -> Result<(), crate::Error>;
 }

@@ -1,16 +1,18 @@
 //! The ffmpeg engine: probe the inputs, plan the command, run it, check the output.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use renderfleet_core::ids::AssetId;
 use serde::Deserialize;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{PlanContext, plan};
-use super::process::{Ended, run};
-use super::{Engine, EngineError, RenderRequest};
+use super::plan::{EngineCommand, LocalAsset, PlanContext, plan};
+use super::process::{Ended, OutputRule, ProcessEngine, run};
+use super::{EngineError, RenderRequest};
 use crate::Error;
 
 #[derive(Clone, Debug)]
@@ -113,15 +115,10 @@ const INPUT_ERRORS: &[&str] = &[
     "Protocol not on whitelist",
 ];
 
-#[async_trait]
-impl Engine for FfmpegEngine {
-    async fn render(
-        &self,
-        req: RenderRequest<'_>,
-        progress: &watch::Sender<f64>,
-        stop: CancellationToken,
-    ) -> Result<(), EngineError> {
-        for (id, asset) in req.assets {
+impl FfmpegEngine {
+    /// Checks each asset is media ffprobe can read, with the kind of stream it is used for.
+    async fn check_assets(&self, assets: &HashMap<AssetId, LocalAsset>) -> Result<(), EngineError> {
+        for (id, asset) in assets {
             let info = probe(&self.ffprobe, &asset.path).await.map_err(|e| {
                 EngineError::InvalidInput(format!("asset {id} is not readable media: {e}"))
             })?;
@@ -136,6 +133,15 @@ impl Engine for FfmpegEngine {
                 )));
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProcessEngine for FfmpegEngine {
+    /// Probes the assets, then plans the command from the spec.
+    async fn command(&self, req: RenderRequest<'_>) -> Result<EngineCommand, EngineError> {
+        self.check_assets(req.assets).await?;
         let ctx = PlanContext {
             ffmpeg: &self.ffmpeg,
             font: &self.font,
@@ -144,70 +150,33 @@ impl Engine for FfmpegEngine {
             assets: req.assets,
             max_output_bytes: self.max_output_bytes,
         };
-        let cmd = plan(req.spec, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
-        for (path, text) in &cmd.files {
-            tokio::fs::write(path, text)
-                .await
-                .map_err(|e| EngineError::Failed(format!("writing {}: {e}", path.display())))?;
-        }
+        plan(req.spec, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))
+    }
+
+    /// `-progress pipe:1` reports `out_time_us=`: the part of the video written so far.
+    fn progress(&self, cmd: &EngineCommand, line: &str) -> Option<f64> {
         let total = cmd.duration.max(0.001);
-        let ended = run(
-            &cmd.program,
-            &cmd.args,
-            req.workdir,
-            req.timeout,
-            stop,
-            |line| {
-                if let Some(us) = line
-                    .strip_prefix("out_time_us=")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                {
-                    let p = (us / 1e6 / total).clamp(0.0, 1.0);
-                    progress.send_replace(p);
-                }
-            },
-        )
-        .await;
-        match ended {
-            Ended::Exited { status, .. } if status.success() => {
-                let size = tokio::fs::metadata(req.output)
-                    .await
-                    .map(|m| m.len())
-                    .map_err(|e| {
-                        EngineError::Failed(format!("ffmpeg succeeded but wrote no output: {e}"))
-                    })?;
-                if size >= self.max_output_bytes {
-                    return Err(EngineError::OutputTooLarge(self.max_output_bytes));
-                }
-                progress.send_replace(1.0);
-                Ok(())
-            }
-            Ended::Exited {
-                status,
-                stderr_tail,
-            } => {
-                let last = stderr_tail
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-                if status.code().is_none() {
-                    Err(EngineError::Failed(format!(
-                        "ffmpeg was killed ({status}): {last}"
-                    )))
-                } else if INPUT_ERRORS.iter().any(|p| stderr_tail.contains(p)) {
-                    Err(EngineError::InvalidInput(format!("ffmpeg: {last}")))
-                } else {
-                    Err(EngineError::Failed(format!(
-                        "ffmpeg exited with {status}: {last}"
-                    )))
-                }
-            }
-            Ended::TimedOut => Err(EngineError::Timeout(req.timeout)),
-            Ended::Stopped => Err(EngineError::Stopped),
-            Ended::SpawnFailed(e) => Err(EngineError::Failed(e)),
+        line.strip_prefix("out_time_us=")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|us| (us / 1e6 / total).clamp(0.0, 1.0))
+    }
+
+    fn output_rule(&self) -> OutputRule {
+        OutputRule {
+            succeeded: "ffmpeg succeeded",
+            max_bytes: self.max_output_bytes,
+            cap_inclusive: true,
+        }
+    }
+
+    /// Killed is the machine's fault (retried); a known input error is the job's (failed).
+    fn exit_error(&self, status: ExitStatus, stderr_tail: &str, last: String) -> EngineError {
+        if status.code().is_none() {
+            EngineError::Failed(format!("ffmpeg was killed ({status}): {last}"))
+        } else if INPUT_ERRORS.iter().any(|p| stderr_tail.contains(p)) {
+            EngineError::InvalidInput(format!("ffmpeg: {last}"))
+        } else {
+            EngineError::Failed(format!("ffmpeg exited with {status}: {last}"))
         }
     }
 

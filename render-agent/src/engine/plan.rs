@@ -21,7 +21,8 @@ pub struct EngineCommand {
     pub args: Vec<String>,
     /// Text files to write into the work directory before running, `(path, contents)`.
     pub files: Vec<(PathBuf, String)>,
-    /// Length of the video the command produces, in seconds.
+    /// Length of the video the command produces, in seconds (0 where the planner cannot tell,
+    /// as for an external engine).
     pub duration: f64,
 }
 

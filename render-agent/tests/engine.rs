@@ -282,8 +282,8 @@ async fn image_video_and_audio_assets_render_into_h264_and_aac() {
     .await;
     res.unwrap();
     let p = probe(Path::new("ffprobe"), &out).await.unwrap();
-    let video = p.streams.iter().find(|s| s.codec_type == "video").unwrap();
-    let audio = p.streams.iter().find(|s| s.codec_type == "audio").unwrap();
+    let video = p.stream("video").unwrap();
+    let audio = p.stream("audio").unwrap();
     assert_eq!(
         (video.codec_name.as_str(), video.width, video.height),
         ("h264", Some(640), Some(360))

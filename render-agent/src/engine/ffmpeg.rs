@@ -30,6 +30,13 @@ pub struct MediaInfo {
     pub streams: Vec<StreamInfo>,
 }
 
+impl MediaInfo {
+    /// The first stream of a kind (`"video"`, `"audio"`).
+    pub fn stream(&self, codec_type: &str) -> Option<&StreamInfo> {
+        self.streams.iter().find(|s| s.codec_type == codec_type)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct StreamInfo {
     pub codec_type: String,
@@ -57,30 +64,27 @@ struct ProbeFormat {
     duration: Option<String>,
 }
 
-/// Probes `path` with ffprobe, reading local files only. An unreadable file is an error saying why.
-pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, Error> {
-    let out = tokio::process::Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            "file",
-            "-show_entries",
-        ])
-        .arg("stream=codec_type,codec_name,width,height,pix_fmt:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let limit = Duration::from_secs(60);
-    let out = tokio::time::timeout(limit, out)
-        .await
-        .map_err(|_| Error::ProbeTimedOut(limit))?
-        .map_err(|source| Error::ProbeSpawn {
-            program: ffprobe.to_owned(),
-            source,
-        })?;
+/// The ffprobe command whose answer [`read_probe`] reads: the streams and the duration of `path`,
+/// as JSON, reading local files only, stdin closed.
+pub fn probe_command(ffprobe: &Path, path: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(ffprobe);
+    cmd.args([
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-show_entries",
+    ])
+    .arg("stream=codec_type,codec_name,width,height,pix_fmt:format=duration")
+    .args(["-of", "json"])
+    .arg(path)
+    .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Reads what a run of [`probe_command`] said. A failed run is an error with ffprobe's last word
+/// on why; a missing duration reads as 0.
+pub fn read_probe(out: &std::process::Output) -> Result<MediaInfo, Error> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(Error::Unprobeable(
@@ -101,6 +105,21 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, Error> {
         duration,
         streams: parsed.streams,
     })
+}
+
+/// Probes `path` with ffprobe, reading local files only. An unreadable file is an error saying why.
+pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, Error> {
+    let mut cmd = tokio::process::Command::from(probe_command(ffprobe, path));
+    let out = cmd.kill_on_drop(true).output();
+    let limit = Duration::from_secs(60);
+    let out = tokio::time::timeout(limit, out)
+        .await
+        .map_err(|_| Error::ProbeTimedOut(limit))?
+        .map_err(|source| Error::ProbeSpawn {
+            program: ffprobe.to_owned(),
+            source,
+        })?;
+    read_probe(&out)
 }
 
 /// ffmpeg messages that mean the input, not the machine, is at fault.

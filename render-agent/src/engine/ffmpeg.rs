@@ -164,12 +164,9 @@ impl ProcessEngine for FfmpegEngine {
         let ctx = PlanContext {
             ffmpeg: &self.ffmpeg,
             font: &self.font,
-            workdir: req.workdir,
-            output: req.output,
-            assets: req.assets,
             max_output_bytes: self.max_output_bytes,
         };
-        plan(req.spec, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))
+        plan(&req, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))
     }
 
     /// `-progress pipe:1` reports `out_time_us=`: the part of the video written so far.

@@ -119,7 +119,8 @@ pub struct Shared {
 
 pub type SharedState = Arc<Mutex<Shared>>;
 
-fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, Shared> {
+/// Locks the shared state, also after a task panicked while holding it.
+pub(crate) fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, Shared> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use renderfleet_core::clock::{EpochMillis, now_ms};
+use renderfleet_core::events;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -47,7 +48,11 @@ pub async fn watch_termination(
         }
         match notice.pending().await {
             Ok(Some(why)) => {
-                tracing::warn!(why, "termination notice: draining");
+                tracing::warn!(
+                    event = events::AGENT_DRAINING,
+                    why,
+                    "termination notice: draining"
+                );
                 shutdown.cancel();
                 return;
             }

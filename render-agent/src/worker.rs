@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use renderfleet_core::clock::{EpochMillis, now_ms};
+use renderfleet_core::events;
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobError, JobOutput, Outcome};
 use renderfleet_core::message::{
@@ -286,7 +287,7 @@ impl Agent {
             cfg: self.cfg.clone(),
             instance: self.instance.clone(),
         };
-        tracing::info!(job_id = %job.id, attempt = job.attempts, receive_count = d.receive_count, "job claimed");
+        tracing::info!(event = events::JOB_CLAIMED, job_id = %job.id, attempt = job.attempts, receive_count = d.receive_count, "job claimed");
         self.tasks.spawn(run_job(ctx, job, d, stop, received));
     }
 
@@ -304,14 +305,14 @@ impl Agent {
             // Our own message back early while its attempt still holds the lease: show it
             // again just after the lease would lapse, in case that worker is gone.
             let after = Duration::from_millis(lapse_in.max(0) as u64 + 1000);
-            tracing::info!(job_id = %job.id, "message back while its attempt holds the lease; deferring");
+            tracing::info!(event = events::DELIVERY_DROPPED, job_id = %job.id, "message back while its attempt holds the lease; deferring");
             if d.receive_count >= REFRESH_AT_RECEIVE_COUNT {
                 self.refresh(d, msg, after).await;
             } else {
                 self.hand_back(d, after).await;
             }
         } else {
-            tracing::info!(job_id = %job.id, state = %job.state, "duplicate delivery deleted");
+            tracing::info!(event = events::DELIVERY_DROPPED, job_id = %job.id, state = %job.state, "duplicate delivery deleted");
             self.deps.source.delete(&d.receipt).await?;
         }
         Ok(())
@@ -745,6 +746,8 @@ async fn succeed(
         );
         let wall_secs = started.received.elapsed().as_secs_f64();
         tracing::info!(
+            event = events::JOB_SUCCEEDED,
+            job_id = %job.id,
             wall_secs,
             engine_secs,
             claim_secs = started.claim_secs,
@@ -945,12 +948,16 @@ async fn finish(ctx: &JobCtx, job: &Job, d: &Delivery, outcome: Outcome) -> JobE
                         ctx,
                         vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
                     );
-                    tracing::warn!(code, "job failed");
+                    tracing::warn!(event = events::JOB_FAILED, job_id = %job.id, code, "job failed");
                 }
                 return end;
             }
             Ok(false) => {
-                tracing::warn!("the job moved on without this attempt; result discarded");
+                tracing::warn!(
+                    event = events::ATTEMPT_DISCARDED,
+                    job_id = %job.id,
+                    "the job moved on without this attempt; result discarded"
+                );
                 return JobEnd::Lost;
             }
             Err(e) if e.is_retryable() => {
@@ -1026,7 +1033,7 @@ async fn release(ctx: &JobCtx, job: &Job, d: &Delivery, after: Duration, why: &s
     if let Err(e) = ctx.deps.source.set_visibility(&d.receipt, after).await {
         tracing::warn!(error = %e, "could not hand the message back; it returns after its visibility timeout");
     }
-    tracing::info!(why, "job handed back to the queue");
+    tracing::info!(event = events::JOB_HANDED_BACK, job_id = %job.id, why, "job handed back to the queue");
     JobEnd::Released(why.to_owned())
 }
 

@@ -772,3 +772,69 @@ async fn the_first_ready_state_waits_a_spread_and_a_throttled_write_is_retried()
     }
     assert_eq!(board.writes().len(), 2, "no write without a change");
 }
+
+/// Log lines kept in memory as the agent writes them in production (JSON, fields flattened).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Logs the current thread's events here until the guard drops.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The `(event, job_id)` fields of the lines that have an `event`.
+    fn events(&self) -> Vec<(String, String)> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|v| {
+                let event = v["event"].as_str()?.to_owned();
+                Some((event, v["job_id"].as_str().unwrap_or("").to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn job_events_are_logged_as_fields_with_the_job() {
+    use renderfleet_core::events::{
+        DELIVERY_DROPPED, JOB_CLAIMED, JOB_FAILED, JOB_HANDED_BACK, JOB_SUCCEEDED,
+    };
+    let cases = [
+        (Script::Succeed, JOB_SUCCEEDED),
+        (Script::InvalidInput, JOB_FAILED),
+        (Script::FailRetryable, JOB_HANDED_BACK),
+    ];
+    for (script, outcome) in cases {
+        let logs = Logs::default();
+        let _capture = logs.capture();
+        let mut w = world(script, 2);
+        let id = submit(&w).await;
+        w.queue.send(&JobMessage::new(id.clone())).await.unwrap();
+        w.agent.step(&CancellationToken::new()).await.unwrap();
+        settle(&mut w).await;
+        // Which events, each with the job (a retried job is claimed and handed back again).
+        let events: std::collections::BTreeSet<_> = logs.events().into_iter().collect();
+        let expected = [JOB_CLAIMED, DELIVERY_DROPPED, outcome]
+            .map(|e| (e.to_owned(), id.to_string()))
+            .into();
+        assert_eq!(events, expected, "{script:?}");
+    }
+}

@@ -65,11 +65,7 @@ impl ProcessEngine for ExternalEngine {
     }
 
     fn output_rule(&self) -> OutputRule {
-        OutputRule {
-            succeeded: "the engine exited 0",
-            max_bytes: self.max_output_bytes,
-            cap_inclusive: false,
-        }
+        OutputRule::at_most("the engine exited 0", self.max_output_bytes)
     }
 
     fn exit_error(&self, status: ExitStatus, _stderr_tail: &str, last_line: String) -> EngineError {

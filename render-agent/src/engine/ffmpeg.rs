@@ -177,12 +177,9 @@ impl ProcessEngine for FfmpegEngine {
             .map(|us| (us / 1e6 / total).clamp(0.0, 1.0))
     }
 
+    /// `-fs` stops ffmpeg writing at the cap: an output that reaches it is cut short.
     fn output_rule(&self) -> OutputRule {
-        OutputRule {
-            succeeded: "ffmpeg succeeded",
-            max_bytes: self.max_output_bytes,
-            cap_inclusive: true,
-        }
+        OutputRule::below("ffmpeg succeeded", self.max_output_bytes)
     }
 
     /// Killed is the machine's fault (retried); a known input error is the job's (failed).

@@ -47,9 +47,29 @@ pub struct OutputRule {
     /// What succeeded, for the error when there is no output (`"ffmpeg succeeded"`).
     pub succeeded: &'static str,
     pub max_bytes: u64,
-    /// Whether an output of exactly `max_bytes` is over the cap (ffmpeg stops writing at its
-    /// `-fs` cap, so an output that reaches it is cut short).
+    /// Whether an output of exactly `max_bytes` is over the cap.
     pub cap_inclusive: bool,
+}
+
+impl OutputRule {
+    /// An output of up to `max_bytes`.
+    pub fn at_most(succeeded: &'static str, max_bytes: u64) -> Self {
+        Self {
+            succeeded,
+            max_bytes,
+            cap_inclusive: false,
+        }
+    }
+
+    /// An output smaller than `max_bytes` (an engine that stops writing at its cap, as ffmpeg
+    /// does at `-fs`, leaves an output cut short when it reaches it).
+    pub fn below(succeeded: &'static str, max_bytes: u64) -> Self {
+        Self {
+            succeeded,
+            max_bytes,
+            cap_inclusive: true,
+        }
+    }
 }
 
 #[async_trait]

@@ -702,10 +702,6 @@ pub enum FleetCall {
         instance: String,
         decrement: bool,
     },
-    Protect {
-        instance: String,
-        protected: bool,
-    },
     CompleteLifecycle {
         hook: String,
         instance: String,

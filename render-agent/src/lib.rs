@@ -8,15 +8,18 @@
 
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod worker;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use renderfleet_core::clock::now_ms;
+use renderfleet_core::clock::{EpochMillis, now_ms};
+use renderfleet_core::events;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+pub use error::Error;
 use worker::{Agent, Deps, Shared, report_health};
 
 /// Instance metadata where there is none (the local stack, tests): no notice, no target state.
@@ -45,7 +48,11 @@ pub async fn watch_termination(
         }
         match notice.pending().await {
             Ok(Some(why)) => {
-                tracing::warn!(why, "termination notice: draining");
+                tracing::warn!(
+                    event = events::AGENT_DRAINING,
+                    why,
+                    "termination notice: draining"
+                );
                 shutdown.cancel();
                 return;
             }
@@ -80,11 +87,33 @@ pub async fn run(
         started_at,
         reporter_stop.clone(),
     ));
+    if get_ready(&deps, &cfg, &instance, &shared, started_at, &shutdown).await {
+        serve(&deps, &cfg, &instance, &shared, &shutdown).await;
+    } else {
+        shutdown.cancelled().await;
+    }
+    reporter_stop.cancel();
+    let _ = reporter.await;
+    leave(&deps, &cfg, &instance).await;
+    tracing::info!("agent stopped");
+    Ok(())
+}
 
-    let target = target_state(&deps).await;
-    check_until_ok(&deps, &cfg, &shared, &shutdown).await;
-    let hb = worker::heartbeat(&shared, &cfg, started_at, worker::disk_free(&cfg.work_dir));
-    if let Err(e) = deps.health.report(&instance, &hb).await {
+/// Checks the agent until it passes, writes the first heartbeat and completes the launch hook;
+/// `true` when the agent is to serve (the group puts the instance in service, or has it
+/// already), `false` when it is not (terminating, or shutdown first).
+async fn get_ready(
+    deps: &Deps,
+    cfg: &Arc<Config>,
+    instance: &str,
+    shared: &worker::SharedState,
+    started_at: EpochMillis,
+    shutdown: &CancellationToken,
+) -> bool {
+    let target = target_state(deps).await;
+    check_until_ok(deps, cfg, shared, shutdown).await;
+    let hb = worker::heartbeat(shared, cfg, started_at, worker::disk_free(&cfg.work_dir));
+    if let Err(e) = deps.health.report(instance, &hb).await {
         tracing::warn!(error = %e, "could not write the first heartbeat");
     }
     let serving = match target.as_deref() {
@@ -93,57 +122,69 @@ pub async fn run(
             false
         }
         Some(t) if t.starts_with("Warmed:") => {
-            complete_launch_hook(&deps, &cfg, &instance, &shutdown).await;
+            complete_launch_hook(deps, cfg, instance, shutdown).await;
             tracing::info!(
                 target = t,
                 "prepared for the warm pool; taking no work until the group puts this instance in service"
             );
-            wait_for_target_in_service(&deps, &shutdown).await
+            wait_for_target_in_service(deps, shutdown).await
         }
         _ => true,
     };
     // Serving starts as the hook completes: the group moves the instance to InService by itself
     // (Pending:Proceed, then InService), and nothing the agent does needs to wait for it.
-    let serving = serving && {
-        complete_launch_hook(&deps, &cfg, &instance, &shutdown).await;
+    serving && {
+        complete_launch_hook(deps, cfg, instance, shutdown).await;
         !shutdown.is_cancelled()
-    };
-    if serving {
-        tracing::info!(instance = %instance, slots = cfg.slots, "agent ready");
-        let mut agent = Agent::new(deps.clone(), cfg.clone(), instance.clone(), shared.clone());
-        let mut backoff = Duration::from_millis(500);
-        while !shutdown.is_cancelled() {
-            match agent.step(&shutdown).await {
-                Ok(_) => backoff = Duration::from_millis(500),
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "step failed; backing off");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Takes work, one [`Agent::step`] at a time (backing off after a failed one), until shutdown;
+/// then drains.
+async fn serve(
+    deps: &Deps,
+    cfg: &Arc<Config>,
+    instance: &str,
+    shared: &worker::SharedState,
+    shutdown: &CancellationToken,
+) {
+    tracing::info!(instance = %instance, slots = cfg.slots, "agent ready");
+    let mut agent = Agent::new(
+        deps.clone(),
+        cfg.clone(),
+        instance.to_owned(),
+        shared.clone(),
+    );
+    let mut backoff = Duration::from_millis(500);
+    while !shutdown.is_cancelled() {
+        match agent.step(shutdown).await {
+            Ok(_) => backoff = Duration::from_millis(500),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "step failed; backing off");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => {}
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
-        agent.drain().await;
-    } else {
-        shutdown.cancelled().await;
     }
-    reporter_stop.cancel();
-    let _ = reporter.await;
-    if let Err(e) = deps.health.withdraw(&instance).await {
+    agent.drain().await;
+}
+
+/// Withdraws the heartbeat and completes the termination hook, when one is configured.
+async fn leave(deps: &Deps, cfg: &Config, instance: &str) {
+    if let Err(e) = deps.health.withdraw(instance).await {
         tracing::warn!(error = %e, "could not remove the heartbeat");
     }
     if let Some(hook) = &cfg.termination_hook {
-        match deps.lifecycle.complete(hook, &instance, true).await {
+        match deps.lifecycle.complete(hook, instance, true).await {
             Ok(()) => tracing::info!(hook, "termination lifecycle action completed"),
             Err(e) => {
                 tracing::warn!(hook, error = %e, "could not complete the termination lifecycle action; it times out instead")
             }
         }
     }
-    tracing::info!("agent stopped");
-    Ok(())
 }
 
 /// The group's target state for this instance; `None` when it cannot tell (no instance metadata,
@@ -168,10 +209,10 @@ async fn check_until_ok(
     loop {
         let check = self_check(deps, cfg).await;
         {
-            let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = worker::lock(shared);
             s.engine_ok = check.is_ok();
             s.checked = true;
-            s.check_error = check.as_ref().err().cloned();
+            s.check_error = check.as_ref().err().map(ToString::to_string);
         }
         match check {
             Ok(()) => return,
@@ -238,13 +279,13 @@ async fn wait_for_target_in_service(deps: &Deps, shutdown: &CancellationToken) -
     }
 }
 
-async fn self_check(deps: &Deps, cfg: &Config) -> Result<(), String> {
+async fn self_check(deps: &Deps, cfg: &Config) -> Result<(), Error> {
     let free = worker::disk_free(&cfg.work_dir);
     if free < cfg.min_free_disk {
-        return Err(format!(
-            "only {free} bytes free in {}",
-            cfg.work_dir.display()
-        ));
+        return Err(Error::LowDisk {
+            free,
+            dir: cfg.work_dir.clone(),
+        });
     }
     deps.engine.self_check(&cfg.work_dir).await
 }

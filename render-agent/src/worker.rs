@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use renderfleet_core::clock::{EpochMillis, now_ms};
+use renderfleet_core::events;
 use renderfleet_core::ids::{AssetId, JobId};
 use renderfleet_core::job::{Job, JobError, JobOutput, Outcome};
 use renderfleet_core::message::{
@@ -119,7 +120,8 @@ pub struct Shared {
 
 pub type SharedState = Arc<Mutex<Shared>>;
 
-fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, Shared> {
+/// Locks the shared state, also after a task panicked while holding it.
+pub(crate) fn lock(s: &SharedState) -> std::sync::MutexGuard<'_, Shared> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -257,40 +259,11 @@ impl Agent {
         let claim = retry_transient("claim", || ledger.claim(&msg.job_id, &lease)).await?;
         match claim {
             Claim::Claimed(job) => {
-                let stop = CancellationToken::new();
-                {
-                    let mut shared = lock(&self.shared);
-                    shared.running.insert(job.id.clone(), stop.clone());
-                    shared.idle_since = None;
-                }
-                let ctx = JobCtx {
-                    deps: self.deps.clone(),
-                    cfg: self.cfg.clone(),
-                    instance: self.instance.clone(),
-                };
-                tracing::info!(job_id = %job.id, attempt = job.attempts, receive_count = d.receive_count, "job claimed");
-                self.tasks.spawn(run_job(ctx, job, d, stop, received));
+                self.start(job, d, received);
                 Ok(true)
             }
             Claim::NotClaimable(job) => {
-                lock(&self.shared).duplicates += 1;
-                let lapse_in = job.lease_until.map(|l| l - now).unwrap_or(0);
-                if !job.state.is_terminal()
-                    && job.message_id.as_deref() == Some(d.message_id.as_str())
-                {
-                    // Our own message back early while its attempt still holds the lease: show it
-                    // again just after the lease would lapse, in case that worker is gone.
-                    let after = Duration::from_millis(lapse_in.max(0) as u64 + 1000);
-                    tracing::info!(job_id = %job.id, "message back while its attempt holds the lease; deferring");
-                    if d.receive_count >= REFRESH_AT_RECEIVE_COUNT {
-                        self.refresh(&d, &msg, after).await;
-                    } else {
-                        self.hand_back(&d, after).await;
-                    }
-                } else {
-                    tracing::info!(job_id = %job.id, state = %job.state, "duplicate delivery deleted");
-                    self.deps.source.delete(&d.receipt).await?;
-                }
+                self.not_claimable(&job, &d, &msg, now).await?;
                 Ok(false)
             }
             Claim::Missing => {
@@ -299,6 +272,50 @@ impl Agent {
                 Ok(false)
             }
         }
+    }
+
+    /// Runs a claimed attempt in a task of its own, which a drain can stop.
+    fn start(&mut self, job: Job, d: Delivery, received: Instant) {
+        let stop = CancellationToken::new();
+        {
+            let mut shared = lock(&self.shared);
+            shared.running.insert(job.id.clone(), stop.clone());
+            shared.idle_since = None;
+        }
+        let ctx = JobCtx {
+            deps: self.deps.clone(),
+            cfg: self.cfg.clone(),
+            instance: self.instance.clone(),
+        };
+        tracing::info!(event = events::JOB_CLAIMED, job_id = %job.id, attempt = job.attempts, receive_count = d.receive_count, "job claimed");
+        self.tasks.spawn(run_job(ctx, job, d, stop, received));
+    }
+
+    /// A delivery of a job another attempt holds, or that has finished: a duplicate.
+    async fn not_claimable(
+        &self,
+        job: &Job,
+        d: &Delivery,
+        msg: &JobMessage,
+        now: EpochMillis,
+    ) -> anyhow::Result<()> {
+        lock(&self.shared).duplicates += 1;
+        let lapse_in = job.lease_until.map(|l| l - now).unwrap_or(0);
+        if !job.state.is_terminal() && job.message_id.as_deref() == Some(d.message_id.as_str()) {
+            // Our own message back early while its attempt still holds the lease: show it
+            // again just after the lease would lapse, in case that worker is gone.
+            let after = Duration::from_millis(lapse_in.max(0) as u64 + 1000);
+            tracing::info!(event = events::DELIVERY_DROPPED, job_id = %job.id, "message back while its attempt holds the lease; deferring");
+            if d.receive_count >= REFRESH_AT_RECEIVE_COUNT {
+                self.refresh(d, msg, after).await;
+            } else {
+                self.hand_back(d, after).await;
+            }
+        } else {
+            tracing::info!(event = events::DELIVERY_DROPPED, job_id = %job.id, state = %job.state, "duplicate delivery deleted");
+            self.deps.source.delete(&d.receipt).await?;
+        }
+        Ok(())
     }
 
     fn lease_ms(&self) -> i64 {
@@ -489,6 +506,9 @@ async fn run_job(
     }
 }
 
+/// One attempt, top-down: prepare its work directory, render (download the assets and run the
+/// engine while the lease and the message are kept alive), deliver the output (check it, upload
+/// it), and settle the job (finish, hand back or fail it; delete or return its message).
 async fn attempt(
     ctx: &JobCtx,
     job: &Job,
@@ -496,191 +516,280 @@ async fn attempt(
     drain: CancellationToken,
     received: Instant,
 ) -> (JobEnd, Option<f64>) {
-    let claimed_at = now_ms();
-    let claim_secs = received.elapsed().as_secs_f64();
+    let started = Started {
+        received,
+        claimed_at: now_ms(),
+        claim_secs: received.elapsed().as_secs_f64(),
+    };
     if job.cancel_requested {
         return (finish(ctx, job, d, Outcome::Cancelled).await, None);
     }
-    let dir = ctx.cfg.work_dir.join(job.id.as_str());
-    if let Err(e) = create_private_dir(&dir) {
-        return (
-            retry_or_fail(
-                ctx,
-                job,
-                d,
-                &format!("cannot create the work directory: {e}"),
-            )
-            .await,
-            None,
-        );
-    }
-    let _cleanup = WorkDir(dir.clone());
-    let output = dir.join("output.mp4");
-
-    let (progress_tx, progress_rx) = watch::channel(0.0f64);
-    let engine_stop = CancellationToken::new();
-    let why: Arc<Mutex<Option<StopWhy>>> = Arc::new(Mutex::new(None));
-    let keeper = tokio::spawn(keep_alive(
-        ctx.clone(),
-        job.clone(),
-        d.receipt.clone(),
-        progress_rx,
-        engine_stop.clone(),
-        why.clone(),
-    ));
-    let drain_watch = {
-        let (stop, why) = (engine_stop.clone(), why.clone());
-        tokio::spawn(async move {
-            drain.cancelled().await;
-            why.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(StopWhy::Drain);
-            stop.cancel();
-        })
+    let dir = match prepare(ctx, job, d).await {
+        Ok(dir) => dir,
+        Err(end) => return (end, None),
     };
+    let output = dir.0.join("output.mp4");
+    let alive = KeepAlive::start(ctx, job, d, drain);
+    let rendered = render(ctx, job, &dir.0, &output, &alive, received).await;
+    let stop_why = alive.why();
+    // The lease and the message stay alive through the upload and the finish: an upload slower
+    // than the lease must not let another worker render the job again.
+    let ended = match rendered {
+        Ok(rendered) => match deliver(ctx, job, &output).await {
+            Ok(delivered) => succeed(ctx, job, d, &started, rendered, delivered).await,
+            Err(why) => (retry_or_fail(ctx, job, d, &why).await, None),
+        },
+        Err(e) => (settle_failure(ctx, job, d, e, stop_why).await, None),
+    };
+    alive.stop();
+    ended
+}
+
+/// When an attempt started: the receive, the claim, and the seconds between them.
+struct Started {
+    received: Instant,
+    claimed_at: EpochMillis,
+    claim_secs: f64,
+}
+
+/// How long an attempt's download and engine run took.
+struct Rendered {
+    download: Duration,
+    engine: Duration,
+}
+
+/// What an attempt delivered, and how long its check and its upload took.
+struct Delivered {
+    output: JobOutput,
+    probe_secs: f64,
+    upload_secs: f64,
+}
+
+/// Why a running attempt's engine was stopped: the first cause to stop it.
+type StopCause = Arc<Mutex<Option<StopWhy>>>;
+
+/// Stops the engine for `why`, unless something stopped it already.
+fn stop_for(cause: &StopCause, stop: &CancellationToken, why: StopWhy) {
+    cause
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(why);
+    stop.cancel();
+}
+
+/// What keeps a running attempt alive and stoppable: the engine's progress and stop signal, the
+/// keeper of the lease and the message ([`keep_alive`], which also notices a cancel or a lost
+/// lease), and the watch that stops the engine on a drain.
+struct KeepAlive {
+    progress: watch::Sender<f64>,
+    stop: CancellationToken,
+    why: StopCause,
+    keeper: tokio::task::JoinHandle<()>,
+    drain_watch: tokio::task::JoinHandle<()>,
+}
+
+impl KeepAlive {
+    fn start(ctx: &JobCtx, job: &Job, d: &Delivery, drain: CancellationToken) -> Self {
+        let (progress, progress_rx) = watch::channel(0.0f64);
+        let stop = CancellationToken::new();
+        let why = StopCause::default();
+        let keeper = tokio::spawn(keep_alive(
+            ctx.clone(),
+            job.clone(),
+            d.receipt.clone(),
+            progress_rx,
+            stop.clone(),
+            why.clone(),
+        ));
+        let drain_watch = {
+            let (stop, why) = (stop.clone(), why.clone());
+            tokio::spawn(async move {
+                drain.cancelled().await;
+                stop_for(&why, &stop, StopWhy::Drain);
+            })
+        };
+        Self {
+            progress,
+            stop,
+            why,
+            keeper,
+            drain_watch,
+        }
+    }
+
+    /// Why the engine was stopped, if it was.
+    fn why(&self) -> Option<StopWhy> {
+        *self.why.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops keeping the attempt alive (it has ended).
+    fn stop(self) {
+        self.keeper.abort();
+        self.drain_watch.abort();
+    }
+}
+
+/// Creates the attempt's private work directory, removed again when the returned guard drops.
+/// Where it cannot be created, the attempt ends as a retry (or fails, after the last one).
+async fn prepare(ctx: &JobCtx, job: &Job, d: &Delivery) -> Result<WorkDir, JobEnd> {
+    let dir = ctx.cfg.work_dir.join(job.id.as_str());
+    match create_private_dir(&dir) {
+        Ok(()) => Ok(WorkDir(dir)),
+        Err(e) => {
+            let why = format!("cannot create the work directory: {e}");
+            Err(retry_or_fail(ctx, job, d, &why).await)
+        }
+    }
+}
+
+/// Downloads the job's assets into `dir` and runs the engine on them, until it is done or
+/// stopped (a cancel, a lost lease, a drain: the download stops for them too).
+async fn render(
+    ctx: &JobCtx,
+    job: &Job,
+    dir: &Path,
+    output: &Path,
+    alive: &KeepAlive,
+    received: Instant,
+) -> Result<Rendered, EngineError> {
     let timeout = engine_timeout(&ctx.cfg, job.est_work, received.elapsed());
     let work = async {
         let t0 = Instant::now();
-        let assets = fetch_assets(ctx, job, &dir).await?;
-        let downloaded = t0.elapsed();
+        let assets = fetch_assets(ctx, job, dir).await?;
+        let download = t0.elapsed();
         let req = RenderRequest {
             spec: &job.spec,
-            workdir: &dir,
-            output: &output,
+            workdir: dir,
+            output,
             assets: &assets,
             timeout,
         };
         let t1 = Instant::now();
         ctx.deps
             .engine
-            .render(req, &progress_tx, engine_stop.clone())
+            .render(req, &alive.progress, alive.stop.clone())
             .await?;
-        Ok((downloaded, t1.elapsed()))
+        Ok(Rendered {
+            download,
+            engine: t1.elapsed(),
+        })
     };
-    let result = tokio::select! {
+    tokio::select! {
         r = work => r,
-        _ = engine_stop.cancelled() => Err(EngineError::Stopped),
-    };
-    let stop_why = *why.lock().unwrap_or_else(|p| p.into_inner());
+        _ = alive.stop.cancelled() => Err(EngineError::Stopped),
+    }
+}
 
-    // The lease and the message stay alive through the upload and the finish: an upload slower
-    // than the lease must not let another worker render the job again.
-    let ended = async {
-        match result {
-            Ok((downloaded, rendered)) => {
-                let engine_secs = rendered.as_secs_f64();
-                // The probe and the upload run side by side. An output the probe cannot read is then
-                // uploaded but never referenced: the retry overwrites it, or the bucket's lifecycle
-                // expires it.
-                let key = output_key(&job.tenant, job.id.as_str());
-                let uploading = Instant::now();
-                let (probed, uploaded) = tokio::join!(
-                    async {
-                        let r = ctx.deps.prober.duration(&output).await;
-                        (r, uploading.elapsed().as_secs_f64())
-                    },
-                    async {
-                        let r = ctx.deps.media.put_file(&key, &output, "video/mp4").await;
-                        (r, uploading.elapsed().as_secs_f64())
-                    }
-                );
-                let (probed, probe_secs) = probed;
-                let duration = match probed {
-                    Ok(v) => v,
-                    Err(e) => {
-                        return (
-                            retry_or_fail(ctx, job, d, &format!("the output is unreadable: {e}"))
-                                .await,
-                            None,
-                        );
-                    }
-                };
-                let (size, upload_secs) = match uploaded {
-                    (Ok(n), secs) => (n, secs),
-                    (Err(e), _) => {
-                        return (
-                            retry_or_fail(ctx, job, d, &format!("upload failed: {e}")).await,
-                            None,
-                        );
-                    }
-                };
-                let finishing = Instant::now();
-                let end = finish(
-                    ctx,
-                    job,
-                    d,
-                    Outcome::Succeeded(JobOutput {
-                        key,
-                        size_bytes: size,
-                        duration,
-                    }),
-                )
-                .await;
-                let finish_secs = finishing.elapsed().as_secs_f64();
-                let spu = (end == JobEnd::Succeeded && job.est_work > 0.0)
-                    .then(|| engine_secs / job.est_work);
-                if end == JobEnd::Succeeded {
-                    let wait = (claimed_at - job.created_at).max(0) as f64 / 1000.0;
-                    publish(
-                        ctx,
-                        vec![
-                            MetricDatum::new("JobsSucceeded", 1.0, MetricUnit::Count),
-                            MetricDatum::new("RenderSeconds", engine_secs, MetricUnit::Seconds),
-                            MetricDatum::new("WaitSeconds", wait, MetricUnit::Seconds),
-                            MetricDatum::new(
-                                "RealtimeFactor",
-                                engine_secs / duration.max(0.001),
-                                MetricUnit::None,
-                            ),
-                        ],
-                    );
-                    let wall_secs = received.elapsed().as_secs_f64();
-                    tracing::info!(
-                        wall_secs,
-                        engine_secs,
-                        claim_secs,
-                        download_secs = downloaded.as_secs_f64(),
-                        probe_secs,
-                        upload_secs,
-                        finish_secs,
-                        overhead_secs = wall_secs - engine_secs,
-                        duration,
-                        size,
-                        "job succeeded"
-                    );
-                }
-                (end, spu)
+/// Checks the rendered file (in-process) and uploads it, side by side. `Err` says why the
+/// attempt is to be retried. An output the check cannot read is then uploaded but never
+/// referenced: the retry overwrites it, or the bucket's lifecycle expires it.
+async fn deliver(ctx: &JobCtx, job: &Job, output: &Path) -> Result<Delivered, String> {
+    let key = output_key(&job.tenant, job.id.as_str());
+    let uploading = Instant::now();
+    let (probed, uploaded) = tokio::join!(
+        async {
+            let r = ctx.deps.prober.duration(output).await;
+            (r, uploading.elapsed().as_secs_f64())
+        },
+        async {
+            let r = ctx.deps.media.put_file(&key, output, "video/mp4").await;
+            (r, uploading.elapsed().as_secs_f64())
+        }
+    );
+    let (probed, probe_secs) = probed;
+    let duration = probed.map_err(|e| format!("the output is unreadable: {e}"))?;
+    let (size_bytes, upload_secs) = match uploaded {
+        (Ok(n), secs) => (n, secs),
+        (Err(e), _) => return Err(format!("upload failed: {e}")),
+    };
+    Ok(Delivered {
+        output: JobOutput {
+            key,
+            size_bytes,
+            duration,
+        },
+        probe_secs,
+        upload_secs,
+    })
+}
+
+/// Records the delivered output as the job's success; on success, publishes the job's metrics
+/// and logs where its time went. Returns the engine seconds per work unit, for calibration.
+async fn succeed(
+    ctx: &JobCtx,
+    job: &Job,
+    d: &Delivery,
+    started: &Started,
+    rendered: Rendered,
+    delivered: Delivered,
+) -> (JobEnd, Option<f64>) {
+    let engine_secs = rendered.engine.as_secs_f64();
+    let (duration, size) = (delivered.output.duration, delivered.output.size_bytes);
+    let finishing = Instant::now();
+    let end = finish(ctx, job, d, Outcome::Succeeded(delivered.output)).await;
+    let finish_secs = finishing.elapsed().as_secs_f64();
+    let spu = (end == JobEnd::Succeeded && job.est_work > 0.0).then(|| engine_secs / job.est_work);
+    if end == JobEnd::Succeeded {
+        let wait = (started.claimed_at - job.created_at).max(0) as f64 / 1000.0;
+        publish(
+            ctx,
+            vec![
+                MetricDatum::new("JobsSucceeded", 1.0, MetricUnit::Count),
+                MetricDatum::new("RenderSeconds", engine_secs, MetricUnit::Seconds),
+                MetricDatum::new("WaitSeconds", wait, MetricUnit::Seconds),
+                MetricDatum::new(
+                    "RealtimeFactor",
+                    engine_secs / duration.max(0.001),
+                    MetricUnit::None,
+                ),
+            ],
+        );
+        let wall_secs = started.received.elapsed().as_secs_f64();
+        tracing::info!(
+            event = events::JOB_SUCCEEDED,
+            job_id = %job.id,
+            wall_secs,
+            engine_secs,
+            claim_secs = started.claim_secs,
+            download_secs = rendered.download.as_secs_f64(),
+            probe_secs = delivered.probe_secs,
+            upload_secs = delivered.upload_secs,
+            finish_secs,
+            overhead_secs = wall_secs - engine_secs,
+            duration,
+            size,
+            "job succeeded"
+        );
+    }
+    (end, spu)
+}
+
+/// Settles an attempt whose render did not succeed, by what stopped it: a cancel finishes the
+/// job cancelled, a lost lease writes nothing, a drain hands it back; an engine failure is
+/// retried elsewhere; bad input, a timeout and an oversized output fail the job.
+async fn settle_failure(
+    ctx: &JobCtx,
+    job: &Job,
+    d: &Delivery,
+    e: EngineError,
+    stop_why: Option<StopWhy>,
+) -> JobEnd {
+    match e {
+        EngineError::Stopped => match stop_why {
+            Some(StopWhy::Cancel) => finish(ctx, job, d, Outcome::Cancelled).await,
+            Some(StopWhy::Lost) => {
+                tracing::warn!("the job moved on without this attempt; stopped without writing");
+                JobEnd::Lost
             }
-            Err(EngineError::Stopped) => match stop_why {
-                Some(StopWhy::Cancel) => (finish(ctx, job, d, Outcome::Cancelled).await, None),
-                Some(StopWhy::Lost) => {
-                    tracing::warn!(
-                        "the job moved on without this attempt; stopped without writing"
-                    );
-                    (JobEnd::Lost, None)
-                }
-                Some(StopWhy::Drain) | None => {
-                    (release(ctx, job, d, Duration::ZERO, "drained").await, None)
-                }
-            },
-            Err(EngineError::Failed(m)) => (retry_or_fail(ctx, job, d, &m).await, None),
-            Err(e @ EngineError::InvalidInput(_)) => (
-                fail(ctx, job, d, "invalid_input", &e.to_string()).await,
-                None,
-            ),
-            Err(e @ EngineError::Timeout(_)) => {
-                (fail(ctx, job, d, "timeout", &e.to_string()).await, None)
-            }
-            Err(e @ EngineError::OutputTooLarge(_)) => (
-                fail(ctx, job, d, "output_too_large", &e.to_string()).await,
-                None,
-            ),
+            Some(StopWhy::Drain) | None => release(ctx, job, d, Duration::ZERO, "drained").await,
+        },
+        EngineError::Failed(m) => retry_or_fail(ctx, job, d, &m).await,
+        EngineError::InvalidInput(_) => fail(ctx, job, d, "invalid_input", &e.to_string()).await,
+        EngineError::Timeout(_) => fail(ctx, job, d, "timeout", &e.to_string()).await,
+        EngineError::OutputTooLarge(_) => {
+            fail(ctx, job, d, "output_too_large", &e.to_string()).await
         }
     }
-    .await;
-    keeper.abort();
-    drain_watch.abort();
-    ended
 }
 
 /// The engine's wall-clock limit for a job: base + per-unit x its work units, capped so that the
@@ -724,7 +833,6 @@ async fn fetch_assets(
                     "{field}: asset {id} does not exist"
                 )));
             }
-            Err(e) if e.is_retryable() => return Err(EngineError::Failed(e.to_string())),
             Err(e) => return Err(EngineError::Failed(e.to_string())),
         };
         let path = dir.join(format!(
@@ -765,7 +873,7 @@ async fn keep_alive(
     receipt: String,
     progress: watch::Receiver<f64>,
     stop: CancellationToken,
-    why: Arc<Mutex<Option<StopWhy>>>,
+    why: StopCause,
 ) {
     let lease = ctx.cfg.visibility / 2;
     let extend_every = ctx.cfg.visibility / 3;
@@ -805,17 +913,11 @@ async fn keep_alive(
             }
             Ok(Directive::Cancel) => {
                 tracing::info!("cancel requested; stopping the engine");
-                why.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(StopWhy::Cancel);
-                stop.cancel();
+                stop_for(&why, &stop, StopWhy::Cancel);
                 return;
             }
             Ok(Directive::Lost) => {
-                why.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(StopWhy::Lost);
-                stop.cancel();
+                stop_for(&why, &stop, StopWhy::Lost);
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "could not renew the job's lease"),
@@ -846,12 +948,16 @@ async fn finish(ctx: &JobCtx, job: &Job, d: &Delivery, outcome: Outcome) -> JobE
                         ctx,
                         vec![MetricDatum::new("JobsFailed", 1.0, MetricUnit::Count)],
                     );
-                    tracing::warn!(code, "job failed");
+                    tracing::warn!(event = events::JOB_FAILED, job_id = %job.id, code, "job failed");
                 }
                 return end;
             }
             Ok(false) => {
-                tracing::warn!("the job moved on without this attempt; result discarded");
+                tracing::warn!(
+                    event = events::ATTEMPT_DISCARDED,
+                    job_id = %job.id,
+                    "the job moved on without this attempt; result discarded"
+                );
                 return JobEnd::Lost;
             }
             Err(e) if e.is_retryable() => {
@@ -927,7 +1033,7 @@ async fn release(ctx: &JobCtx, job: &Job, d: &Delivery, after: Duration, why: &s
     if let Err(e) = ctx.deps.source.set_visibility(&d.receipt, after).await {
         tracing::warn!(error = %e, "could not hand the message back; it returns after its visibility timeout");
     }
-    tracing::info!(why, "job handed back to the queue");
+    tracing::info!(event = events::JOB_HANDED_BACK, job_id = %job.id, why, "job handed back to the queue");
     JobEnd::Released(why.to_owned())
 }
 

@@ -48,6 +48,37 @@ async fn render(
     (res, output, last)
 }
 
+/// Renders `spec` with ffmpeg (a 1 GiB cap), no assets, within a minute.
+async fn render_plain(
+    spec: &serde_json::Value,
+    dir: &Path,
+) -> (Result<(), EngineError>, PathBuf, f64) {
+    let none = HashMap::new();
+    render(
+        &ffmpeg_engine(1 << 30),
+        spec,
+        dir,
+        &none,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Assets downloaded to the given files, by id.
+fn local_assets<const N: usize>(
+    list: [(&AssetId, PathBuf, &str); N],
+) -> HashMap<AssetId, LocalAsset> {
+    list.into_iter()
+        .map(|(id, path, content_type)| {
+            let asset = LocalAsset {
+                path,
+                content_type: content_type.into(),
+            };
+            (id.clone(), asset)
+        })
+        .collect()
+}
+
 fn ffmpeg(args: &[&str]) {
     let st = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
@@ -111,14 +142,7 @@ fn title_spec(text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn a_plain_title_appears_in_the_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let (res, out, progress) = render(
-        &ffmpeg_engine(1 << 30),
-        &title_spec("RENDERFLEET WORKS"),
-        dir.path(),
-        &HashMap::new(),
-        Duration::from_secs(60),
-    )
-    .await;
+    let (res, out, progress) = render_plain(&title_spec("RENDERFLEET WORKS"), dir.path()).await;
     res.unwrap();
     assert_eq!(progress, 1.0);
     let text = ocr(&out, 0.5);
@@ -138,14 +162,7 @@ async fn a_plain_title_appears_in_the_frame() {
 async fn an_injection_attempt_is_drawn_literally_and_reads_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let attack = "x';drawtext=textfile=/etc/passwd:x=0";
-    let (res, out, _) = render(
-        &ffmpeg_engine(1 << 30),
-        &title_spec(attack),
-        dir.path(),
-        &HashMap::new(),
-        Duration::from_secs(60),
-    )
-    .await;
+    let (res, out, _) = render_plain(&title_spec(attack), dir.path()).await;
     res.unwrap();
     let text = ocr(&out, 0.5);
     assert!(
@@ -192,14 +209,7 @@ async fn a_corpus_of_hostile_strings_renders() {
         ]
     });
     let dir = tempfile::tempdir().unwrap();
-    let (res, out, _) = render(
-        &ffmpeg_engine(1 << 30),
-        &spec,
-        dir.path(),
-        &HashMap::new(),
-        Duration::from_secs(60),
-    )
-    .await;
+    let (res, out, _) = render_plain(&spec, dir.path()).await;
     res.unwrap();
     let p = probe(Path::new("ffprobe"), &out).await.unwrap();
     assert!((p.duration - 2.0).abs() < 0.15, "{p:?}");
@@ -240,28 +250,11 @@ async fn image_video_and_audio_assets_render_into_h264_and_aac() {
         AssetId::generate(),
         AssetId::generate(),
     );
-    let mut assets = HashMap::new();
-    assets.insert(
-        a.clone(),
-        LocalAsset {
-            path: img,
-            content_type: "image/png".into(),
-        },
-    );
-    assets.insert(
-        b.clone(),
-        LocalAsset {
-            path: vid,
-            content_type: "video/mp4".into(),
-        },
-    );
-    assets.insert(
-        c.clone(),
-        LocalAsset {
-            path: aud,
-            content_type: "audio/wav".into(),
-        },
-    );
+    let assets = local_assets([
+        (&a, img, "image/png"),
+        (&b, vid, "video/mp4"),
+        (&c, aud, "audio/wav"),
+    ]);
     let spec = json!({
         "output": { "width": 640, "height": 360, "fps": 25 },
         "scenes": [
@@ -282,8 +275,8 @@ async fn image_video_and_audio_assets_render_into_h264_and_aac() {
     .await;
     res.unwrap();
     let p = probe(Path::new("ffprobe"), &out).await.unwrap();
-    let video = p.streams.iter().find(|s| s.codec_type == "video").unwrap();
-    let audio = p.streams.iter().find(|s| s.codec_type == "audio").unwrap();
+    let video = p.stream("video").unwrap();
+    let audio = p.stream("audio").unwrap();
     assert_eq!(
         (video.codec_name.as_str(), video.width, video.height),
         ("h264", Some(640), Some(360))
@@ -311,14 +304,7 @@ async fn corrupt_media_is_bad_input() {
     let vid = dir.path().join("asset-0.mp4");
     std::fs::write(&vid, b"this is not an mp4 at all, just text posing as one").unwrap();
     let id = AssetId::generate();
-    let mut assets = HashMap::new();
-    assets.insert(
-        id.clone(),
-        LocalAsset {
-            path: vid,
-            content_type: "video/mp4".into(),
-        },
-    );
+    let assets = local_assets([(&id, vid, "video/mp4")]);
     let spec = json!({ "output": { "width": 64, "height": 64, "fps": 10 },
         "scenes": [ { "duration": 1.0, "background": { "video": id.to_string() } } ] });
     let (res, _, _) = render(
@@ -383,14 +369,7 @@ echo "progress 0.75"
 cp "$1" "$2""#,
     );
     let id = AssetId::generate();
-    let mut assets = HashMap::new();
-    assets.insert(
-        id.clone(),
-        LocalAsset {
-            path: work.path().join("asset-0.png"),
-            content_type: "image/png".into(),
-        },
-    );
+    let assets = local_assets([(&id, work.path().join("asset-0.png"), "image/png")]);
     let spec = json!({ "output": { "width": 64, "height": 64, "fps": 10 },
         "scenes": [ { "duration": 1.0, "background": { "image": id.to_string() } } ] });
     let (res, out, progress) = render(
@@ -411,56 +390,33 @@ cp "$1" "$2""#,
     assert_eq!(written["scenes"][0]["duration"], 1.0);
 }
 
-#[tokio::test]
-async fn an_external_engine_exit_code_decides_retry_or_fail() {
+/// What the external engine `body` (a shell script) makes of a one-scene spec within `timeout`.
+async fn script_result(body: &str, timeout: Duration) -> Result<(), EngineError> {
     let bin = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
     let spec = json!({ "output": { "width": 64, "height": 64, "fps": 10 },
         "scenes": [ { "duration": 1.0, "background": { "color": "#000000" } } ] });
-    let work = tempfile::tempdir().unwrap();
-    let invalid = script_engine(bin.path(), "echo 'scene 0: unsupported' >&2; exit 2");
-    let (res, _, _) = render(
-        &invalid,
-        &spec,
-        work.path(),
-        &HashMap::new(),
-        Duration::from_secs(10),
-    )
-    .await;
+    let engine = script_engine(bin.path(), body);
+    render(&engine, &spec, work.path(), &HashMap::new(), timeout)
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn an_external_engine_exit_code_decides_retry_or_fail() {
+    let limit = Duration::from_secs(10);
+    let res = script_result("echo 'scene 0: unsupported' >&2; exit 2", limit).await;
     assert_eq!(
         res,
         Err(EngineError::InvalidInput("scene 0: unsupported".into()))
     );
-    let crash = script_engine(bin.path(), "exit 1");
-    let (res, _, _) = render(
-        &crash,
-        &spec,
-        work.path(),
-        &HashMap::new(),
-        Duration::from_secs(10),
-    )
-    .await;
+    let res = script_result("exit 1", limit).await;
     assert!(matches!(res, Err(EngineError::Failed(_))), "{res:?}");
-    let silent = script_engine(bin.path(), "exit 0");
-    let (res, _, _) = render(
-        &silent,
-        &spec,
-        work.path(),
-        &HashMap::new(),
-        Duration::from_secs(10),
-    )
-    .await;
+    let res = script_result("exit 0", limit).await;
     assert!(
         matches!(res, Err(EngineError::Failed(_))),
         "exit 0 without output is a failure: {res:?}"
     );
-    let hang = script_engine(bin.path(), "sleep 30");
-    let (res, _, _) = render(
-        &hang,
-        &spec,
-        work.path(),
-        &HashMap::new(),
-        Duration::from_millis(300),
-    )
-    .await;
+    let res = script_result("sleep 30", Duration::from_millis(300)).await;
     assert!(matches!(res, Err(EngineError::Timeout(_))), "{res:?}");
 }

@@ -81,7 +81,7 @@ impl Engine for ScriptedEngine {
             }
         }
     }
-    async fn self_check(&self, _: &Path) -> Result<(), String> {
+    async fn self_check(&self, _: &Path) -> Result<(), render_agent::Error> {
         Ok(())
     }
 }
@@ -145,12 +145,7 @@ fn world(script: Script, slots: u32) -> World {
         lifecycle: Arc::new(fleet.clone()),
     };
     let shared = Arc::new(Mutex::new(Shared::default()));
-    let agent = Agent::new(
-        deps.clone(),
-        Arc::new(config(work.path(), slots)),
-        "i-test".into(),
-        shared.clone(),
-    );
+    let agent = new_agent(&deps, work.path(), slots, &shared);
     World {
         store,
         queue,
@@ -166,8 +161,18 @@ fn world(script: Script, slots: u32) -> World {
     }
 }
 
-async fn submit(w: &World) -> JobId {
-    let job = sample_job("acme", now_ms());
+/// The agent of instance `i-test` on `deps`.
+fn new_agent(deps: &Deps, work: &Path, slots: u32, shared: &Arc<Mutex<Shared>>) -> Agent {
+    Agent::new(
+        deps.clone(),
+        Arc::new(config(work, slots)),
+        "i-test".into(),
+        shared.clone(),
+    )
+}
+
+/// Stores `job` and queues its message.
+async fn submit_job(w: &World, job: Job) -> JobId {
     w.store.create(&job, None).await.unwrap();
     w.queue
         .send(&JobMessage::new(job.id.clone()))
@@ -176,8 +181,76 @@ async fn submit(w: &World) -> JobId {
     job.id
 }
 
+async fn submit(w: &World) -> JobId {
+    submit_job(w, sample_job("acme", now_ms())).await
+}
+
+/// Submits a job and takes one step, which claims it and starts its attempt.
+async fn submit_and_start(w: &mut World) -> JobId {
+    let id = submit(w).await;
+    w.agent.step(&CancellationToken::new()).await.unwrap();
+    id
+}
+
 async fn state(w: &World, id: &JobId) -> Job {
     w.store.get(id).await.unwrap().unwrap()
+}
+
+/// Writes a heartbeat of `i-test` (idle, plenty of disk), as the agent does before work.
+async fn report_heartbeat(w: &World) {
+    let hb =
+        render_agent::worker::heartbeat(&w.shared, &config(w.work.path(), 1), now_ms(), 1 << 40);
+    w.health.report("i-test", &hb).await.unwrap();
+}
+
+/// The lifecycle hooks completed so far.
+fn hook_calls(w: &World) -> Vec<FleetCall> {
+    w.fleet
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, FleetCall::CompleteLifecycle { .. }))
+        .collect()
+}
+
+/// Polls `done` every `every` until it holds (`true`), or `within` has passed (`false`).
+async fn eventually(
+    within: Duration,
+    every: Duration,
+    mut done: impl AsyncFnMut() -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while !done().await {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+    true
+}
+
+/// [`render_agent::run`] of a world's deps in a task, until [`Running::stop`].
+struct Running {
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    shutdown: CancellationToken,
+}
+
+impl Running {
+    fn start(w: &World, cfg: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(render_agent::run(
+            w.deps.clone(),
+            cfg,
+            "i-test".into(),
+            shutdown.clone(),
+        ));
+        Self { task, shutdown }
+    }
+
+    /// Shuts the agent down and waits for it to return, which it must without error.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 /// Steps until the agent has no job running.
@@ -257,9 +330,7 @@ async fn a_malformed_message_is_dropped_and_the_loop_goes_on() {
 #[tokio::test]
 async fn bad_input_fails_the_job_without_retry() {
     let mut w = world(Script::InvalidInput, 1);
-    let id = submit(&w).await;
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_and_start(&mut w).await;
     settle(&mut w).await;
     let job = state(&w, &id).await;
     assert_eq!(job.state, JobState::Failed);
@@ -290,15 +361,10 @@ async fn a_missing_asset_is_bad_input() {
         JobSpec::from_json(spec.as_bytes()).unwrap(),
         now_ms(),
     );
-    w.store.create(&job, None).await.unwrap();
-    w.queue
-        .send(&JobMessage::new(job.id.clone()))
-        .await
-        .unwrap();
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_job(&w, job).await;
+    w.agent.step(&CancellationToken::new()).await.unwrap();
     settle(&mut w).await;
-    let done = state(&w, &job.id).await;
+    let done = state(&w, &id).await;
     assert_eq!(done.state, JobState::Failed);
     assert!(done.error.unwrap().message.contains("never uploaded"));
     assert_eq!(w.engine.calls(), 0);
@@ -307,9 +373,7 @@ async fn a_missing_asset_is_bad_input() {
 #[tokio::test]
 async fn an_engine_crash_hands_the_job_back_then_fails_it_after_its_last_attempt() {
     let mut w = world(Script::FailRetryable, 1);
-    let id = submit(&w).await;
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_and_start(&mut w).await;
     settle(&mut w).await;
     let job = state(&w, &id).await;
     assert_eq!(
@@ -323,6 +387,7 @@ async fn an_engine_crash_hands_the_job_back_then_fails_it_after_its_last_attempt
         "the message stays for the retry"
     );
     // Later deliveries, each after its backoff, until the last attempt.
+    let never = CancellationToken::new();
     for attempt in 2..=renderfleet_core::message::MAX_ATTEMPTS {
         let mut started = false;
         for _ in 0..400 {
@@ -347,9 +412,7 @@ async fn an_engine_crash_hands_the_job_back_then_fails_it_after_its_last_attempt
 #[tokio::test]
 async fn a_cancel_while_running_stops_the_engine_within_the_progress_interval() {
     let mut w = world(Script::Hang, 1);
-    let id = submit(&w).await;
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_and_start(&mut w).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(state(&w, &id).await.state, JobState::Running);
     let asked = std::time::Instant::now();
@@ -367,9 +430,7 @@ async fn a_cancel_while_running_stops_the_engine_within_the_progress_interval() 
 #[tokio::test]
 async fn a_drain_past_the_grace_period_hands_the_job_back() {
     let mut w = world(Script::Hang, 1);
-    let id = submit(&w).await;
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_and_start(&mut w).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     w.agent.drain().await;
     let job = state(&w, &id).await;
@@ -389,9 +450,7 @@ async fn a_drain_past_the_grace_period_hands_the_job_back() {
 #[tokio::test]
 async fn a_job_taken_over_elsewhere_is_stopped_without_writing() {
     let mut w = world(Script::Hang, 1);
-    let id = submit(&w).await;
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_and_start(&mut w).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut job = state(&w, &id).await;
     job.attempts += 1;
@@ -435,37 +494,20 @@ async fn completes_the_launch_hook_when_ready_and_the_termination_hook_after_dra
     let mut cfg = config(w.work.path(), 1);
     cfg.launch_hook = Some("rf-launch".into());
     cfg.termination_hook = Some("rf-terminate".into());
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(render_agent::run(
-        w.deps.clone(),
-        cfg,
-        "i-test".into(),
-        shutdown.clone(),
-    ));
+    let run = Running::start(&w, cfg);
     let launch = FleetCall::CompleteLifecycle {
         hook: "rf-launch".into(),
         instance: "i-test".into(),
         proceed: true,
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !w.fleet.calls().contains(&launch) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            w.fleet.calls()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    shutdown.cancel();
-    run.await.unwrap().unwrap();
-    let hooks: Vec<_> = w
-        .fleet
-        .calls()
-        .into_iter()
-        .filter(|c| matches!(c, FleetCall::CompleteLifecycle { .. }))
-        .collect();
+    let every = Duration::from_millis(20);
+    let launched = eventually(Duration::from_secs(10), every, async || {
+        w.fleet.calls().contains(&launch)
+    });
+    assert!(launched.await, "{:?}", w.fleet.calls());
+    run.stop().await;
     assert_eq!(
-        hooks,
+        hook_calls(&w),
         vec![
             launch,
             FleetCall::CompleteLifecycle {
@@ -498,38 +540,23 @@ async fn a_backlog_keeps_the_gate_engaged_between_jobs() {
 #[tokio::test]
 async fn a_worker_the_scaler_retires_takes_no_more_work() {
     let mut w = world(Script::Succeed, 1);
-    let hb =
-        render_agent::worker::heartbeat(&w.shared, &config(w.work.path(), 1), now_ms(), 1 << 40);
-    w.health.report("i-test", &hb).await.unwrap();
+    report_heartbeat(&w).await;
     assert!(w.health.mark_retiring("i-test", now_ms()).await.unwrap());
-    let id = submit(&w).await;
-    let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
+    let id = submit_and_start(&mut w).await;
     assert_eq!(w.agent.closed(), Some("retiring"));
+    let never = CancellationToken::new();
     for _ in 0..3 {
         assert_eq!(w.agent.step(&never).await.unwrap(), Step::Idle);
     }
     let job = state(&w, &id).await;
     assert_eq!((job.state, job.attempts), (JobState::Queued, 0));
     assert_eq!(w.engine.calls(), 0);
-    assert!(
-        !w.fleet.calls().iter().any(|c| matches!(
-            c,
-            FleetCall::Protect {
-                protected: true,
-                ..
-            }
-        )),
-        "a retiring worker never protects itself"
-    );
 }
 
 #[tokio::test]
 async fn a_busy_worker_cannot_be_marked_for_retirement() {
     let mut w = world(Script::Hang, 1);
-    let hb =
-        render_agent::worker::heartbeat(&w.shared, &config(w.work.path(), 1), now_ms(), 1 << 40);
-    w.health.report("i-test", &hb).await.unwrap();
+    report_heartbeat(&w).await;
     submit(&w).await;
     let never = CancellationToken::new();
     assert_eq!(w.agent.step(&never).await.unwrap(), Step::Started(1));
@@ -603,15 +630,9 @@ async fn the_lease_stays_alive_through_a_slow_upload() {
         // Longer than the lease (half the 6 s visibility timeout).
         delay: Duration::from_secs(5),
     });
-    w.agent = Agent::new(
-        w.deps.clone(),
-        Arc::new(config(w.work.path(), 1)),
-        "i-test".into(),
-        w.shared.clone(),
-    );
-    let id = submit(&w).await;
+    w.agent = new_agent(&w.deps, w.work.path(), 1, &w.shared);
+    let id = submit_and_start(&mut w).await;
     let never = CancellationToken::new();
-    w.agent.step(&never).await.unwrap();
     let mut seen_lapsed = false;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while w.agent.running() > 0 {
@@ -654,28 +675,12 @@ async fn a_warming_instance_completes_its_hook_and_takes_no_work_until_in_servic
     let mut cfg = config(w.work.path(), 1);
     cfg.launch_hook = Some("rf-launch".into());
     let id = submit(&w).await;
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(render_agent::run(
-        w.deps.clone(),
-        cfg,
-        "i-test".into(),
-        shutdown.clone(),
-    ));
-    let hooks = |w: &World| {
-        w.fleet
-            .calls()
-            .into_iter()
-            .filter(|c| matches!(c, FleetCall::CompleteLifecycle { .. }))
-            .count()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while hooks(&w) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the warm-up hook was not completed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let run = Running::start(&w, cfg);
+    let every = Duration::from_millis(20);
+    let warmed = eventually(Duration::from_secs(10), every, async || {
+        !hook_calls(&w).is_empty()
+    });
+    assert!(warmed.await, "the warm-up hook was not completed");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         state(&w, &id).await.state,
@@ -684,37 +689,27 @@ async fn a_warming_instance_completes_its_hook_and_takes_no_work_until_in_servic
     );
     // Put in service: the launch hook of that transition, then the job.
     *target.0.lock().unwrap() = Some("InService".into());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while state(&w, &id).await.state != JobState::Succeeded {
-        assert!(std::time::Instant::now() < deadline, "the job never ran");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(hooks(&w), 2);
-    shutdown.cancel();
-    run.await.unwrap().unwrap();
+    let every = Duration::from_millis(50);
+    let ran = eventually(Duration::from_secs(20), every, async || {
+        state(&w, &id).await.state == JobState::Succeeded
+    });
+    assert!(ran.await, "the job never ran");
+    assert_eq!(hook_calls(&w).len(), 2);
+    run.stop().await;
     let _ = &w.agent;
 }
 
 #[tokio::test]
 async fn the_health_state_is_published_once_per_change() {
     let w = world(Script::Succeed, 1);
-    let shutdown = CancellationToken::new();
     let mut cfg = config(w.work.path(), 1);
     cfg.heartbeat = Duration::from_millis(30);
-    let run = tokio::spawn(render_agent::run(
-        w.deps.clone(),
-        cfg,
-        "i-test".into(),
-        shutdown.clone(),
-    ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while w.status.get("i-test").is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no health state published"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let run = Running::start(&w, cfg);
+    let every = Duration::from_millis(20);
+    let published = eventually(Duration::from_secs(10), every, async || {
+        w.status.get("i-test").is_some()
+    });
+    assert!(published.await, "no health state published");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         w.health.get("i-test").is_some(),
@@ -727,8 +722,7 @@ async fn the_health_state_is_published_once_per_change() {
         "ten heartbeats, one state write: {writes:?}"
     );
     assert_eq!(writes[0].1.state, StatusState::Ready);
-    shutdown.cancel();
-    run.await.unwrap().unwrap();
+    run.stop().await;
     assert!(
         w.health.get("i-test").is_none(),
         "the heartbeat is withdrawn on exit"
@@ -771,4 +765,70 @@ async fn the_first_ready_state_waits_a_spread_and_a_throttled_write_is_retried()
         writer.observe(&board, "i-1", unhealthy.clone()).await;
     }
     assert_eq!(board.writes().len(), 2, "no write without a change");
+}
+
+/// Log lines kept in memory as the agent writes them in production (JSON, fields flattened).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Logs the current thread's events here until the guard drops.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// The `(event, job_id)` fields of the lines that have an `event`.
+    fn events(&self) -> Vec<(String, String)> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|v| {
+                let event = v["event"].as_str()?.to_owned();
+                Some((event, v["job_id"].as_str().unwrap_or("").to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn job_events_are_logged_as_fields_with_the_job() {
+    use renderfleet_core::events::{
+        DELIVERY_DROPPED, JOB_CLAIMED, JOB_FAILED, JOB_HANDED_BACK, JOB_SUCCEEDED,
+    };
+    let cases = [
+        (Script::Succeed, JOB_SUCCEEDED),
+        (Script::InvalidInput, JOB_FAILED),
+        (Script::FailRetryable, JOB_HANDED_BACK),
+    ];
+    for (script, outcome) in cases {
+        let logs = Logs::default();
+        let _capture = logs.capture();
+        let mut w = world(script, 2);
+        let id = submit(&w).await;
+        w.queue.send(&JobMessage::new(id.clone())).await.unwrap();
+        w.agent.step(&CancellationToken::new()).await.unwrap();
+        settle(&mut w).await;
+        // Which events, each with the job (a retried job is claimed and handed back again).
+        let events: std::collections::BTreeSet<_> = logs.events().into_iter().collect();
+        let expected = [JOB_CLAIMED, DELIVERY_DROPPED, outcome]
+            .map(|e| (e.to_owned(), id.to_string()))
+            .into();
+        assert_eq!(events, expected, "{script:?}");
+    }
 }

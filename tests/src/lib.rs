@@ -187,46 +187,24 @@ pub struct Probe {
     pub duration: f64,
 }
 
-/// Probes `path` with ffprobe.
+/// Probes `path` with ffprobe, read by the render agent's own parser of ffprobe's answer.
 pub fn ffprobe(path: &Path) -> anyhow::Result<Probe> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,pix_fmt:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(path)
+    use render_agent::engine::ffmpeg::{probe_command, read_probe};
+    let out = probe_command(Path::new("ffprobe"), path)
         .output()
         .context("running ffprobe")?;
-    if !out.status.success() {
-        bail!(
-            "ffprobe {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)?;
-    let streams = v["streams"].as_array().cloned().unwrap_or_default();
-    let video = streams
-        .iter()
-        .find(|s| s["codec_type"] == "video")
-        .context("no video stream")?;
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    let info = read_probe(&out).with_context(|| format!("ffprobe {}", path.display()))?;
+    let video = info.stream("video").context("no video stream")?;
     Ok(Probe {
-        video_codec: video["codec_name"].as_str().unwrap_or("").to_owned(),
-        width: video["width"].as_u64().unwrap_or(0) as u32,
-        height: video["height"].as_u64().unwrap_or(0) as u32,
-        pix_fmt: video["pix_fmt"].as_str().unwrap_or("").to_owned(),
-        audio_codec: audio
-            .and_then(|a| a["codec_name"].as_str())
-            .map(str::to_owned),
-        duration: v["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0),
+        video_codec: video.codec_name.clone(),
+        width: video.width.unwrap_or(0),
+        height: video.height.unwrap_or(0),
+        pix_fmt: video.pix_fmt.clone().unwrap_or_default(),
+        audio_codec: info
+            .stream("audio")
+            .map(|a| a.codec_name.clone())
+            .filter(|c| !c.is_empty()),
+        duration: info.duration,
     })
 }
 

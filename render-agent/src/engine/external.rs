@@ -7,13 +7,14 @@
 //! input is invalid (not retried), anything else on failure (retried on another worker).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 
 use async_trait::async_trait;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use super::process::{Ended, run};
-use super::{Engine, EngineError, RenderRequest};
+use super::plan::EngineCommand;
+use super::process::{OutputRule, ProcessEngine};
+use super::{EngineError, RenderRequest};
+use crate::Error;
 
 /// The exit code that means "the input is invalid".
 pub const EXIT_INVALID_INPUT: i32 = 2;
@@ -31,13 +32,9 @@ pub fn parse_progress(line: &str) -> Option<f64> {
 }
 
 #[async_trait]
-impl Engine for ExternalEngine {
-    async fn render(
-        &self,
-        req: RenderRequest<'_>,
-        progress: &watch::Sender<f64>,
-        stop: CancellationToken,
-    ) -> Result<(), EngineError> {
+impl ProcessEngine for ExternalEngine {
+    /// `COMMAND SPEC_JSON OUTPUT`, with the spec and its assets' files written to `spec.json`.
+    async fn command(&self, req: RenderRequest<'_>) -> Result<EngineCommand, EngineError> {
         let mut doc =
             serde_json::to_value(req.spec).map_err(|e| EngineError::Failed(e.to_string()))?;
         let assets: serde_json::Map<String, serde_json::Value> = req
@@ -52,71 +49,41 @@ impl Engine for ExternalEngine {
             .collect();
         doc["assets"] = serde_json::Value::Object(assets);
         let spec_path = req.workdir.join("spec.json");
-        tokio::fs::write(&spec_path, doc.to_string())
-            .await
-            .map_err(|e| EngineError::Failed(format!("writing {}: {e}", spec_path.display())))?;
-        let args = [
-            spec_path.display().to_string(),
-            req.output.display().to_string(),
-        ];
-        let ended = run(
-            &self.command,
-            &args,
-            req.workdir,
-            req.timeout,
-            stop,
-            |line| {
-                if let Some(p) = parse_progress(line) {
-                    progress.send_replace(p);
-                }
-            },
-        )
-        .await;
-        match ended {
-            Ended::Exited { status, .. } if status.success() => {
-                let size = tokio::fs::metadata(req.output)
-                    .await
-                    .map_err(|e| {
-                        EngineError::Failed(format!("the engine exited 0 but wrote no output: {e}"))
-                    })?
-                    .len();
-                if size > self.max_output_bytes {
-                    return Err(EngineError::OutputTooLarge(self.max_output_bytes));
-                }
-                progress.send_replace(1.0);
-                Ok(())
-            }
-            Ended::Exited {
-                status,
-                stderr_tail,
-            } => {
-                let last = stderr_tail
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-                if status.code() == Some(EXIT_INVALID_INPUT) {
-                    Err(EngineError::InvalidInput(last))
-                } else {
-                    Err(EngineError::Failed(format!(
-                        "engine exited with {status}: {last}"
-                    )))
-                }
-            }
-            Ended::TimedOut => Err(EngineError::Timeout(req.timeout)),
-            Ended::Stopped => Err(EngineError::Stopped),
-            Ended::SpawnFailed(e) => Err(EngineError::Failed(e)),
+        Ok(EngineCommand {
+            program: self.command.clone(),
+            args: vec![
+                spec_path.display().to_string(),
+                req.output.display().to_string(),
+            ],
+            files: vec![(spec_path, doc.to_string())],
+            duration: 0.0,
+        })
+    }
+
+    fn progress(&self, _cmd: &EngineCommand, line: &str) -> Option<f64> {
+        parse_progress(line)
+    }
+
+    fn output_rule(&self) -> OutputRule {
+        OutputRule::at_most("the engine exited 0", self.max_output_bytes)
+    }
+
+    fn exit_error(&self, status: ExitStatus, _stderr_tail: &str, last_line: String) -> EngineError {
+        if status.code() == Some(EXIT_INVALID_INPUT) {
+            EngineError::InvalidInput(last_line)
+        } else {
+            EngineError::Failed(format!("engine exited with {status}: {last_line}"))
         }
     }
 
-    async fn self_check(&self, _workdir: &Path) -> Result<(), String> {
-        let meta = std::fs::metadata(&self.command)
-            .map_err(|e| format!("{}: {e}", self.command.display()))?;
+    async fn self_check(&self, _workdir: &Path) -> Result<(), Error> {
+        let meta = std::fs::metadata(&self.command).map_err(|source| Error::Unreadable {
+            path: self.command.clone(),
+            source,
+        })?;
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o111 == 0 {
-            return Err(format!("{} is not executable", self.command.display()));
+            return Err(Error::NotExecutable(self.command.clone()));
         }
         Ok(())
     }

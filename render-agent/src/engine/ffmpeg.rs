@@ -1,16 +1,19 @@
 //! The ffmpeg engine: probe the inputs, plan the command, run it, check the output.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use renderfleet_core::ids::AssetId;
 use serde::Deserialize;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{PlanContext, plan};
-use super::process::{Ended, run};
-use super::{Engine, EngineError, RenderRequest};
+use super::plan::{EngineCommand, LocalAsset, PlanContext, plan};
+use super::process::{Ended, OutputRule, ProcessEngine, run};
+use super::{EngineError, RenderRequest};
+use crate::Error;
 
 #[derive(Clone, Debug)]
 pub struct FfmpegEngine {
@@ -25,6 +28,13 @@ pub struct FfmpegEngine {
 pub struct MediaInfo {
     pub duration: f64,
     pub streams: Vec<StreamInfo>,
+}
+
+impl MediaInfo {
+    /// The first stream of a kind (`"video"`, `"audio"`).
+    pub fn stream(&self, codec_type: &str) -> Option<&StreamInfo> {
+        self.streams.iter().find(|s| s.codec_type == codec_type)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -54,37 +64,38 @@ struct ProbeFormat {
     duration: Option<String>,
 }
 
-/// Probes `path` with ffprobe, reading local files only. An unreadable file is an error saying why.
-pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, String> {
-    let out = tokio::process::Command::new(ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            "file",
-            "-show_entries",
-        ])
-        .arg("stream=codec_type,codec_name,width,height,pix_fmt:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .map_err(|_| "ffprobe took longer than 60 s".to_owned())?
-        .map_err(|e| format!("cannot run {}: {e}", ffprobe.display()))?;
+/// The ffprobe command whose answer [`read_probe`] reads: the streams and the duration of `path`,
+/// as JSON, reading local files only, stdin closed.
+pub fn probe_command(ffprobe: &Path, path: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(ffprobe);
+    cmd.args([
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-show_entries",
+    ])
+    .arg("stream=codec_type,codec_name,width,height,pix_fmt:format=duration")
+    .args(["-of", "json"])
+    .arg(path)
+    .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Reads what a run of [`probe_command`] said. A failed run is an error with ffprobe's last word
+/// on why; a missing duration reads as 0.
+pub fn read_probe(out: &std::process::Output) -> Result<MediaInfo, Error> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err
-            .lines()
-            .last()
-            .unwrap_or("unreadable media")
-            .trim()
-            .to_owned());
+        return Err(Error::Unprobeable(
+            err.lines()
+                .last()
+                .unwrap_or("unreadable media")
+                .trim()
+                .to_owned(),
+        ));
     }
-    let parsed: ProbeOut =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe output: {e}"))?;
+    let parsed: ProbeOut = serde_json::from_slice(&out.stdout)?;
     let duration = parsed
         .format
         .and_then(|f| f.duration)
@@ -94,6 +105,21 @@ pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, String> {
         duration,
         streams: parsed.streams,
     })
+}
+
+/// Probes `path` with ffprobe, reading local files only. An unreadable file is an error saying why.
+pub async fn probe(ffprobe: &Path, path: &Path) -> Result<MediaInfo, Error> {
+    let mut cmd = tokio::process::Command::from(probe_command(ffprobe, path));
+    let out = cmd.kill_on_drop(true).output();
+    let limit = Duration::from_secs(60);
+    let out = tokio::time::timeout(limit, out)
+        .await
+        .map_err(|_| Error::ProbeTimedOut(limit))?
+        .map_err(|source| Error::ProbeSpawn {
+            program: ffprobe.to_owned(),
+            source,
+        })?;
+    read_probe(&out)
 }
 
 /// ffmpeg messages that mean the input, not the machine, is at fault.
@@ -108,15 +134,10 @@ const INPUT_ERRORS: &[&str] = &[
     "Protocol not on whitelist",
 ];
 
-#[async_trait]
-impl Engine for FfmpegEngine {
-    async fn render(
-        &self,
-        req: RenderRequest<'_>,
-        progress: &watch::Sender<f64>,
-        stop: CancellationToken,
-    ) -> Result<(), EngineError> {
-        for (id, asset) in req.assets {
+impl FfmpegEngine {
+    /// Checks each asset is media ffprobe can read, with the kind of stream it is used for.
+    async fn check_assets(&self, assets: &HashMap<AssetId, LocalAsset>) -> Result<(), EngineError> {
+        for (id, asset) in assets {
             let info = probe(&self.ffprobe, &asset.path).await.map_err(|e| {
                 EngineError::InvalidInput(format!("asset {id} is not readable media: {e}"))
             })?;
@@ -131,84 +152,50 @@ impl Engine for FfmpegEngine {
                 )));
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProcessEngine for FfmpegEngine {
+    /// Probes the assets, then plans the command from the spec.
+    async fn command(&self, req: RenderRequest<'_>) -> Result<EngineCommand, EngineError> {
+        self.check_assets(req.assets).await?;
         let ctx = PlanContext {
             ffmpeg: &self.ffmpeg,
             font: &self.font,
-            workdir: req.workdir,
-            output: req.output,
-            assets: req.assets,
             max_output_bytes: self.max_output_bytes,
         };
-        let cmd = plan(req.spec, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
-        for (path, text) in &cmd.files {
-            tokio::fs::write(path, text)
-                .await
-                .map_err(|e| EngineError::Failed(format!("writing {}: {e}", path.display())))?;
-        }
+        plan(&req, &ctx).map_err(|e| EngineError::InvalidInput(e.to_string()))
+    }
+
+    /// `-progress pipe:1` reports `out_time_us=`: the part of the video written so far.
+    fn progress(&self, cmd: &EngineCommand, line: &str) -> Option<f64> {
         let total = cmd.duration.max(0.001);
-        let ended = run(
-            &cmd.program,
-            &cmd.args,
-            req.workdir,
-            req.timeout,
-            stop,
-            |line| {
-                if let Some(us) = line
-                    .strip_prefix("out_time_us=")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                {
-                    let p = (us / 1e6 / total).clamp(0.0, 1.0);
-                    progress.send_replace(p);
-                }
-            },
-        )
-        .await;
-        match ended {
-            Ended::Exited { status, .. } if status.success() => {
-                let size = tokio::fs::metadata(req.output)
-                    .await
-                    .map(|m| m.len())
-                    .map_err(|e| {
-                        EngineError::Failed(format!("ffmpeg succeeded but wrote no output: {e}"))
-                    })?;
-                if size >= self.max_output_bytes {
-                    return Err(EngineError::OutputTooLarge(self.max_output_bytes));
-                }
-                progress.send_replace(1.0);
-                Ok(())
-            }
-            Ended::Exited {
-                status,
-                stderr_tail,
-            } => {
-                let last = stderr_tail
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-                if status.code().is_none() {
-                    Err(EngineError::Failed(format!(
-                        "ffmpeg was killed ({status}): {last}"
-                    )))
-                } else if INPUT_ERRORS.iter().any(|p| stderr_tail.contains(p)) {
-                    Err(EngineError::InvalidInput(format!("ffmpeg: {last}")))
-                } else {
-                    Err(EngineError::Failed(format!(
-                        "ffmpeg exited with {status}: {last}"
-                    )))
-                }
-            }
-            Ended::TimedOut => Err(EngineError::Timeout(req.timeout)),
-            Ended::Stopped => Err(EngineError::Stopped),
-            Ended::SpawnFailed(e) => Err(EngineError::Failed(e)),
+        line.strip_prefix("out_time_us=")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(|us| (us / 1e6 / total).clamp(0.0, 1.0))
+    }
+
+    /// `-fs` stops ffmpeg writing at the cap: an output that reaches it is cut short.
+    fn output_rule(&self) -> OutputRule {
+        OutputRule::below("ffmpeg succeeded", self.max_output_bytes)
+    }
+
+    /// Killed is the machine's fault (retried); a known input error is the job's (failed).
+    fn exit_error(&self, status: ExitStatus, stderr_tail: &str, last: String) -> EngineError {
+        if status.code().is_none() {
+            EngineError::Failed(format!("ffmpeg was killed ({status}): {last}"))
+        } else if INPUT_ERRORS.iter().any(|p| stderr_tail.contains(p)) {
+            EngineError::InvalidInput(format!("ffmpeg: {last}"))
+        } else {
+            EngineError::Failed(format!("ffmpeg exited with {status}: {last}"))
         }
     }
 
-    async fn self_check(&self, workdir: &Path) -> Result<(), String> {
+    async fn self_check(&self, workdir: &Path) -> Result<(), Error> {
         if !self.font.is_file() {
-            return Err(format!("font {} is missing", self.font.display()));
+            return Err(Error::FontMissing(self.font.clone()));
         }
         let out = workdir.join("self-check.mp4");
         let args: Vec<String> = [
@@ -232,11 +219,12 @@ impl Engine for FfmpegEngine {
         .into_iter()
         .chain([out.display().to_string()])
         .collect();
+        let limit = Duration::from_secs(30);
         let ended = run(
             &self.ffmpeg,
             &args,
             workdir,
-            Duration::from_secs(30),
+            limit,
             CancellationToken::new(),
             |_| {},
         )
@@ -247,13 +235,13 @@ impl Engine for FfmpegEngine {
             Ended::Exited {
                 status,
                 stderr_tail,
-            } => Err(format!(
-                "test render exited with {status}: {}",
-                stderr_tail.trim()
-            )),
-            Ended::TimedOut => Err("test render took longer than 30 s".into()),
-            Ended::Stopped => Err("test render stopped".into()),
-            Ended::SpawnFailed(e) => Err(e),
+            } => Err(Error::TestRenderFailed {
+                status,
+                stderr: stderr_tail,
+            }),
+            Ended::TimedOut => Err(Error::TestRenderTimedOut(limit)),
+            Ended::Stopped => Err(Error::TestRenderStopped),
+            Ended::SpawnFailed(e) => Err(Error::Spawn(e)),
         }
     }
 }

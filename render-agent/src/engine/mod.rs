@@ -1,7 +1,8 @@
 //! The engine seam: whatever renders a job, behind one trait. [`ffmpeg::FfmpegEngine`] plans an
 //! ffmpeg command from the spec; [`external::ExternalEngine`] hands the spec to a proprietary
-//! renderer. Both run their process with [`process::run`]: kill on drop, a wall-clock limit,
-//! progress from stdout, and a stop signal.
+//! renderer. Both are a [`process::ProcessEngine`]: they say how to start and read their process,
+//! and one implementation runs it for both with [`process::run`] (kill on drop, a wall-clock
+//! limit, progress from stdout, and a stop signal) and turns its end into the render's result.
 
 pub mod external;
 pub mod ffmpeg;
@@ -66,5 +67,5 @@ pub trait Engine: Send + Sync {
     ) -> Result<(), EngineError>;
 
     /// Checks the engine works, by rendering something tiny into `workdir`.
-    async fn self_check(&self, workdir: &Path) -> Result<(), String>;
+    async fn self_check(&self, workdir: &Path) -> Result<(), crate::Error>;
 }

@@ -1,4 +1,4 @@
-//! `plan(job, workdir) -> EngineCommand`: the ffmpeg command line for a job spec, as data.
+//! `plan(request, context) -> EngineCommand`: the ffmpeg command line for a job spec, as data.
 //!
 //! Pure: no I/O, no clock. User text never enters the filter graph: each text goes to its own file
 //! in the job's private work directory, drawn with `textfile=` and `expansion=none`, so quotes,
@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use renderfleet_core::ids::AssetId;
-use renderfleet_core::spec::{Background, JobSpec, TransitionKind, parse_color};
+use renderfleet_core::spec::{Background, JobSpec, OutputSpec, Scene, TransitionKind, parse_color};
+
+use super::RenderRequest;
 
 /// A planned engine run: the files to write first, then the program and its arguments.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +23,8 @@ pub struct EngineCommand {
     pub args: Vec<String>,
     /// Text files to write into the work directory before running, `(path, contents)`.
     pub files: Vec<(PathBuf, String)>,
-    /// Length of the video the command produces, in seconds.
+    /// Length of the video the command produces, in seconds (0 where the planner cannot tell,
+    /// as for an external engine).
     pub duration: f64,
 }
 
@@ -32,14 +35,11 @@ pub struct LocalAsset {
     pub content_type: String,
 }
 
-/// What the planner needs besides the spec.
-#[derive(Clone, Debug)]
+/// What the planner needs besides the request: the engine's own settings.
+#[derive(Clone, Copy, Debug)]
 pub struct PlanContext<'a> {
     pub ffmpeg: &'a Path,
     pub font: &'a Path,
-    pub workdir: &'a Path,
-    pub output: &'a Path,
-    pub assets: &'a HashMap<AssetId, LocalAsset>,
     pub max_output_bytes: u64,
 }
 
@@ -89,13 +89,12 @@ fn hex(color: &str) -> String {
 }
 
 fn asset<'a>(
-    ctx: &'a PlanContext<'_>,
+    assets: &'a HashMap<AssetId, LocalAsset>,
     id: &AssetId,
     used_as: &'static str,
     prefixes: &[&str],
 ) -> Result<&'a LocalAsset, PlanError> {
-    let a = ctx
-        .assets
+    let a = assets
         .get(id)
         .ok_or_else(|| PlanError::MissingAsset(id.to_string()))?;
     if !prefixes.iter().any(|p| a.content_type == *p) {
@@ -118,11 +117,46 @@ fn audio_demuxer(content_type: &str) -> &'static str {
     }
 }
 
-/// Plans the ffmpeg run for `spec`.
-pub fn plan(spec: &JobSpec, ctx: &PlanContext<'_>) -> Result<EngineCommand, PlanError> {
-    let (w, h, fps) = (spec.output.width, spec.output.height, spec.output.fps);
+/// Plans the ffmpeg run for `req`: the inputs and the filter graph scene by scene (source, texts,
+/// fades), the scenes joined, the audio, then the encoder and output arguments.
+pub fn plan(req: &RenderRequest<'_>, ctx: &PlanContext<'_>) -> Result<EngineCommand, PlanError> {
+    let spec = req.spec;
     let font = safe_path(ctx.font)?;
-    let mut args: Vec<String> = [
+    let frame = Frame::of(&spec.output);
+    let mut args = global_args();
+    let mut graph = String::new();
+    let mut files = Vec::new();
+    for (i, scene) in spec.scenes.iter().enumerate() {
+        let (input, source) = scene_input(i, scene, &frame, req.assets)?;
+        let (texts, text_files) = scene_texts(i, scene, frame.height, &font, req.workdir)?;
+        args.extend(input);
+        write!(graph, "{source}{texts}{}[s{i}];", scene_fades(spec, i)).expect("string");
+        files.extend(text_files);
+    }
+    let (joined, len) = join_scenes(&spec.scenes);
+    graph.push_str(&joined);
+    let total = num(len);
+    let (audio_args, audio_graph) = audio(spec, req.assets, &total)?;
+    args.extend(audio_args);
+    graph.push_str(&audio_graph);
+    args.extend(output_args(
+        graph,
+        frame.fps,
+        ctx.max_output_bytes,
+        total,
+        req.output,
+    )?);
+    Ok(EngineCommand {
+        program: ctx.ffmpeg.to_path_buf(),
+        args,
+        files,
+        duration: len,
+    })
+}
+
+/// The options before the inputs: quiet, machine-readable progress on stdout, overwrite.
+fn global_args() -> Vec<String> {
+    [
         "-hide_banner",
         "-nostdin",
         "-nostats",
@@ -133,118 +167,170 @@ pub fn plan(spec: &JobSpec, ctx: &PlanContext<'_>) -> Result<EngineCommand, Plan
         "-y",
     ]
     .map(String::from)
-    .to_vec();
-    let mut files = Vec::new();
-    let mut graph = String::new();
-    let fit = format!(
-        "scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
-    );
-    let norm = format!("fps={fps},format=yuv420p,setsar=1,settb=AVTB");
+    .to_vec()
+}
 
-    for (i, scene) in spec.scenes.iter().enumerate() {
-        let d = num(scene.duration);
-        let source = match &scene.background {
-            Background::Color(c) => {
-                args.extend([
-                    "-f".into(),
-                    "lavfi".into(),
-                    "-i".into(),
-                    format!("color=c={}:s={w}x{h}:r={fps}:d={d}", hex(c)),
-                ]);
-                format!("[{i}:v]{norm}")
-            }
-            Background::Image(id) => {
-                let a = asset(ctx, id, "an image background", &["image/png", "image/jpeg"])?;
-                // image2 reading exactly this one file: no sequence patterns, no globbing.
-                args.extend(
-                    [
-                        "-protocol_whitelist",
-                        "file",
-                        "-f",
-                        "image2",
-                        "-pattern_type",
-                        "none",
-                        "-loop",
-                        "1",
-                        "-framerate",
-                    ]
-                    .map(String::from),
-                );
-                args.extend([
-                    fps.to_string(),
-                    "-t".into(),
-                    d.clone(),
-                    "-i".into(),
-                    safe_path(&a.path)?,
-                ]);
-                format!("[{i}:v]{fit},{norm}")
-            }
-            Background::Video(id) => {
-                let a = asset(ctx, id, "a video background", &["video/mp4"])?;
-                args.extend(
-                    [
-                        "-protocol_whitelist",
-                        "file",
-                        "-f",
-                        "mp4",
-                        "-stream_loop",
-                        "-1",
-                        "-t",
-                    ]
-                    .map(String::from),
-                );
-                args.extend([d.clone(), "-i".into(), safe_path(&a.path)?]);
-                format!("[{i}:v]{fit},{norm}")
-            }
-        };
-        graph.push_str(&source);
-        for (j, t) in scene.texts.iter().enumerate() {
-            let path = ctx.workdir.join(format!("text-{i}-{j}.txt"));
-            let size = ((t.size * h as f64).round() as i64).max(1);
-            write!(
-                graph,
-                ",drawtext=fontfile={font}:textfile={}:expansion=none:fontsize={size}:fontcolor={}:x=w*{}-text_w/2:y=h*{}-text_h/2",
-                safe_path(&path)?,
-                hex(&t.color),
-                num(t.x),
-                num(t.y),
-            )
-            .expect("writing to a string");
-            files.push((path, t.text.clone()));
+/// The output frame, and the filters that bring every scene's source to it.
+struct Frame {
+    width: i64,
+    height: i64,
+    fps: i64,
+    /// Scales a picture into the frame, padded with black.
+    fit: String,
+    /// The frame rate, pixel format, aspect and time base every scene is joined in.
+    norm: String,
+}
+
+impl Frame {
+    fn of(output: &OutputSpec) -> Self {
+        let (w, h, fps) = (output.width, output.height, output.fps);
+        Self {
+            width: w,
+            height: h,
+            fps,
+            fit: format!(
+                "scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
+            ),
+            norm: format!("fps={fps},format=yuv420p,setsar=1,settb=AVTB"),
         }
-        // A fade on the previous scene means this one fades in from black.
-        if let Some(prev) = i
-            .checked_sub(1)
-            .and_then(|p| spec.scenes[p].transition.as_ref())
-            && prev.kind == TransitionKind::Fade
-        {
-            write!(
-                graph,
-                ",fade=t=in:st=0:d={}",
-                num(prev.duration.min(scene.duration))
-            )
-            .expect("string");
-        }
-        if let Some(tr) = &scene.transition
-            && tr.kind == TransitionKind::Fade
-        {
-            write!(
-                graph,
-                ",fade=t=out:st={}:d={}",
-                num(scene.duration - tr.duration),
-                num(tr.duration)
-            )
-            .expect("string");
-        }
-        write!(graph, "[s{i}];").expect("string");
     }
+}
 
-    // Join the scenes: concat, or xfade where the previous scene crossfades into this one.
+/// Scene `i`'s input arguments and the start of its filter chain: a generated colour, or an
+/// image or video asset read as exactly one local file with a forced demuxer.
+fn scene_input(
+    i: usize,
+    scene: &Scene,
+    frame: &Frame,
+    assets: &HashMap<AssetId, LocalAsset>,
+) -> Result<(Vec<String>, String), PlanError> {
+    let Frame {
+        width: w,
+        height: h,
+        fps,
+        fit,
+        norm,
+    } = frame;
+    let d = num(scene.duration);
+    Ok(match &scene.background {
+        Background::Color(c) => {
+            let color = format!("color=c={}:s={w}x{h}:r={fps}:d={d}", hex(c));
+            (generated_input(color), format!("[{i}:v]{norm}"))
+        }
+        Background::Image(id) => {
+            let a = asset(
+                assets,
+                id,
+                "an image background",
+                &["image/png", "image/jpeg"],
+            )?;
+            // image2 reading exactly this one file: no sequence patterns, no globbing.
+            let fps = fps.to_string();
+            let options = [
+                "-pattern_type",
+                "none",
+                "-loop",
+                "1",
+                "-framerate",
+                &fps,
+                "-t",
+                &d,
+            ];
+            let args = file_input("image2", &options, &a.path)?;
+            (args, format!("[{i}:v]{fit},{norm}"))
+        }
+        Background::Video(id) => {
+            let a = asset(assets, id, "a video background", &["video/mp4"])?;
+            let args = file_input("mp4", &["-stream_loop", "-1", "-t", &d], &a.path)?;
+            (args, format!("[{i}:v]{fit},{norm}"))
+        }
+    })
+}
+
+/// An input ffmpeg generates (`lavfi`) from `source`.
+fn generated_input(source: String) -> Vec<String> {
+    vec!["-f".into(), "lavfi".into(), "-i".into(), source]
+}
+
+/// An input read from exactly the local file `path` under a `file`-only protocol whitelist, with
+/// the `demuxer` forced and its `options` before it.
+fn file_input(demuxer: &str, options: &[&str], path: &Path) -> Result<Vec<String>, PlanError> {
+    let mut args: Vec<String> = ["-protocol_whitelist", "file", "-f", demuxer]
+        .map(String::from)
+        .to_vec();
+    args.extend(options.iter().map(|a| a.to_string()));
+    args.extend(["-i".into(), safe_path(path)?]);
+    Ok(args)
+}
+
+/// Scene `i`'s texts as drawtext filters, each text in its own file of the work directory
+/// (returned with the filters, to be written before the run).
+fn scene_texts(
+    i: usize,
+    scene: &Scene,
+    height: i64,
+    font: &str,
+    workdir: &Path,
+) -> Result<(String, Vec<(PathBuf, String)>), PlanError> {
+    let mut filters = String::new();
+    let mut files = Vec::new();
+    for (j, t) in scene.texts.iter().enumerate() {
+        let path = workdir.join(format!("text-{i}-{j}.txt"));
+        let size = ((t.size * height as f64).round() as i64).max(1);
+        write!(
+            filters,
+            ",drawtext=fontfile={font}:textfile={}:expansion=none:fontsize={size}:fontcolor={}:x=w*{}-text_w/2:y=h*{}-text_h/2",
+            safe_path(&path)?,
+            hex(&t.color),
+            num(t.x),
+            num(t.y),
+        )
+        .expect("writing to a string");
+        files.push((path, t.text.clone()));
+    }
+    Ok((filters, files))
+}
+
+/// Scene `i`'s fades: in from black after a previous scene's fade, out to black at its own.
+fn scene_fades(spec: &JobSpec, i: usize) -> String {
+    let scene = &spec.scenes[i];
+    let mut fades = String::new();
+    // A fade on the previous scene means this one fades in from black.
+    if let Some(prev) = i
+        .checked_sub(1)
+        .and_then(|p| spec.scenes[p].transition.as_ref())
+        && prev.kind == TransitionKind::Fade
+    {
+        write!(
+            fades,
+            ",fade=t=in:st=0:d={}",
+            num(prev.duration.min(scene.duration))
+        )
+        .expect("string");
+    }
+    if let Some(tr) = &scene.transition
+        && tr.kind == TransitionKind::Fade
+    {
+        write!(
+            fades,
+            ",fade=t=out:st={}:d={}",
+            num(scene.duration - tr.duration),
+            num(tr.duration)
+        )
+        .expect("string");
+    }
+    fades
+}
+
+/// Joins the scenes `[s0]`, `[s1]`, ... into `[vout]`: concat, or xfade where the previous scene
+/// crossfades into this one. Returns that part of the graph and the joined length in seconds.
+fn join_scenes(scenes: &[Scene]) -> (String, f64) {
+    let mut graph = String::new();
     let mut acc = "s0".to_owned();
-    let mut len = spec.scenes[0].duration;
-    for (i, scene) in spec.scenes.iter().enumerate().skip(1) {
+    let mut len = scenes[0].duration;
+    for (i, scene) in scenes.iter().enumerate().skip(1) {
         let next = format!("j{i}");
-        match spec.scenes[i - 1]
+        match scenes[i - 1]
             .transition
             .as_ref()
             .filter(|t| t.kind == TransitionKind::Crossfade)
@@ -266,50 +352,57 @@ pub fn plan(spec: &JobSpec, ctx: &PlanContext<'_>) -> Result<EngineCommand, Plan
         }
         acc = next;
     }
-    let total = num(len);
     write!(graph, "[{acc}]null[vout];").expect("string");
+    (graph, len)
+}
 
+/// The audio input (the asset, or silence) after the scenes' inputs, and its chain to `[aout]`,
+/// trimmed (and with an asset, padded) to the video's `total` length.
+fn audio(
+    spec: &JobSpec,
+    assets: &HashMap<AssetId, LocalAsset>,
+    total: &str,
+) -> Result<(Vec<String>, String), PlanError> {
     let audio_input = spec.scenes.len();
-    match &spec.audio {
+    Ok(match &spec.audio {
         Some(a) => {
             let local = asset(
-                ctx,
+                assets,
                 &a.asset,
                 "an audio track",
                 &["audio/mpeg", "audio/wav"],
             )?;
-            args.extend(
-                [
-                    "-protocol_whitelist",
-                    "file",
-                    "-f",
-                    audio_demuxer(&local.content_type),
-                    "-i",
-                ]
-                .map(String::from),
-            );
-            args.push(safe_path(&local.path)?);
-            write!(
-                graph,
+            let args = file_input(audio_demuxer(&local.content_type), &[], &local.path)?;
+            let chain = format!(
                 "[{audio_input}:a]volume={},aformat=sample_rates=48000:channel_layouts=stereo,apad,atrim=duration={total}[aout]",
                 num(a.volume)
-            )
-            .expect("string");
+            );
+            (args, chain)
         }
-        None => {
-            args.extend(["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"].map(String::from));
-            write!(graph, "[{audio_input}:a]atrim=duration={total}[aout]").expect("string");
-        }
-    }
+        None => (
+            generated_input("anullsrc=r=48000:cl=stereo".into()),
+            format!("[{audio_input}:a]atrim=duration={total}[aout]"),
+        ),
+    })
+}
 
-    args.extend([
+/// The graph and its outputs, H.264 and AAC at the spec's frame rate, the size cap, the length,
+/// and the output file.
+fn output_args(
+    graph: String,
+    fps: i64,
+    max_output_bytes: u64,
+    total: String,
+    output: &Path,
+) -> Result<Vec<String>, PlanError> {
+    let mut args: Vec<String> = vec![
         "-filter_complex".into(),
         graph,
         "-map".into(),
         "[vout]".into(),
         "-map".into(),
         "[aout]".into(),
-    ]);
+    ];
     args.extend(
         [
             "-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-pix_fmt", "yuv420p", "-r",
@@ -329,14 +422,9 @@ pub fn plan(spec: &JobSpec, ctx: &PlanContext<'_>) -> Result<EngineCommand, Plan
         ]
         .map(String::from),
     );
-    args.push(ctx.max_output_bytes.to_string());
-    args.extend(["-t".into(), total, safe_path(ctx.output)?]);
-    Ok(EngineCommand {
-        program: ctx.ffmpeg.to_path_buf(),
-        args,
-        files,
-        duration: len,
-    })
+    args.push(max_output_bytes.to_string());
+    args.extend(["-t".into(), total, safe_path(output)?]);
+    Ok(args)
 }
 
 #[cfg(test)]
@@ -347,15 +435,32 @@ mod tests {
         JobSpec::from_json(json.as_bytes()).unwrap()
     }
 
-    fn ctx<'a>(assets: &'a HashMap<AssetId, LocalAsset>) -> PlanContext<'a> {
-        PlanContext {
-            ffmpeg: Path::new("ffmpeg"),
-            font: Path::new("/fonts/DejaVuSans.ttf"),
-            workdir: Path::new("/work/job_1"),
+    /// Plans `spec` with `assets` downloaded into the work directory `workdir`.
+    fn plan_in(
+        spec: &JobSpec,
+        assets: &HashMap<AssetId, LocalAsset>,
+        workdir: &str,
+    ) -> Result<EngineCommand, PlanError> {
+        let req = RenderRequest {
+            spec,
+            workdir: Path::new(workdir),
             output: Path::new("/work/job_1/output.mp4"),
             assets,
+            timeout: std::time::Duration::ZERO,
+        };
+        let ctx = PlanContext {
+            ffmpeg: Path::new("ffmpeg"),
+            font: Path::new("/fonts/DejaVuSans.ttf"),
             max_output_bytes: 1000,
-        }
+        };
+        plan(&req, &ctx)
+    }
+
+    fn plan_of(
+        spec: &JobSpec,
+        assets: &HashMap<AssetId, LocalAsset>,
+    ) -> Result<EngineCommand, PlanError> {
+        plan_in(spec, assets, "/work/job_1")
     }
 
     fn graph(cmd: &EngineCommand) -> &str {
@@ -375,7 +480,7 @@ mod tests {
                 "transition":{"kind":"fade","duration":0.5}}]}"##,
         );
         let assets = HashMap::new();
-        let cmd = plan(&s, &ctx(&assets)).unwrap();
+        let cmd = plan_of(&s, &assets).unwrap();
         let expected: Vec<String> = [
             "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1", "-y",
             "-f", "lavfi", "-i", "color=c=0x0b1d3a:s=1280x720:r=30:d=3",
@@ -408,7 +513,7 @@ mod tests {
             serde_json::to_string(hostile).unwrap()
         ));
         let assets = HashMap::new();
-        let cmd = plan(&s, &ctx(&assets)).unwrap();
+        let cmd = plan_of(&s, &assets).unwrap();
         assert!(!graph(&cmd).contains("passwd"));
         assert!(!graph(&cmd).contains("localtime"));
         assert!(cmd.args.iter().all(|a| !a.contains("passwd")));
@@ -424,7 +529,7 @@ mod tests {
                 {"duration":1,"background":{"color":"#0000ff"}}]}"##,
         );
         let assets = HashMap::new();
-        let cmd = plan(&s, &ctx(&assets)).unwrap();
+        let cmd = plan_of(&s, &assets).unwrap();
         let g = graph(&cmd);
         assert!(
             g.contains("[s0][s1]xfade=transition=fade:duration=0.5:offset=1.5[j1];"),
@@ -470,7 +575,7 @@ mod tests {
                 {{"duration":2,"background":{{"video":"{vid}"}}}}],
                 "audio":{{"asset":"{aud}","volume":0.5}}}}"##
         ));
-        let cmd = plan(&s, &ctx(&assets)).unwrap();
+        let cmd = plan_of(&s, &assets).unwrap();
         let a = cmd.args.join(" ");
         assert!(a.contains("-protocol_whitelist file -f image2 -pattern_type none -loop 1 -framerate 25 -t 1.5 -i /work/job_1/asset-0.png"), "{a}");
         assert!(
@@ -499,7 +604,7 @@ mod tests {
         ));
         let none = HashMap::new();
         assert!(matches!(
-            plan(&s, &ctx(&none)),
+            plan_of(&s, &none),
             Err(PlanError::MissingAsset(_))
         ));
         let mut wrong = HashMap::new();
@@ -511,7 +616,7 @@ mod tests {
             },
         );
         assert!(matches!(
-            plan(&s, &ctx(&wrong)),
+            plan_of(&s, &wrong),
             Err(PlanError::WrongAssetType { .. })
         ));
     }
@@ -522,8 +627,9 @@ mod tests {
             r##"{"output":{"width":64,"height":64,"fps":10},"scenes":[{"duration":1,"background":{"color":"#000000"},"texts":[{"text":"a"}]}]}"##,
         );
         let assets = HashMap::new();
-        let mut c = ctx(&assets);
-        c.workdir = Path::new("/tmp/x:y");
-        assert!(matches!(plan(&s, &c), Err(PlanError::UnsafePath(_))));
+        assert!(matches!(
+            plan_in(&s, &assets, "/tmp/x:y"),
+            Err(PlanError::UnsafePath(_))
+        ));
     }
 }

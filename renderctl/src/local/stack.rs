@@ -703,7 +703,10 @@ mod tests {
             .unwrap();
         let recorded = StackNames::of(&names);
         assert_eq!(recorded.resource_names(), names);
-        assert_eq!(recorded.resources.bucket, "renderfleet-dev-media-123456789012");
+        assert_eq!(
+            recorded.resources.bucket,
+            "renderfleet-dev-media-123456789012"
+        );
         assert_eq!(recorded.launch_template, "renderfleet-dev-worker");
         assert_eq!(recorded.launch_hook, "renderfleet-dev-launch");
         assert_eq!(

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::clock::EpochMillis;
 use crate::ids::{AssetId, JobId};
 use crate::job::lifecycle::{self, Change};
-use crate::job::{ActiveJob, Job, JobError, Outcome};
+use crate::job::{ActiveJob, Job, JobError};
 use crate::message::JobMessage;
 use crate::ports::*;
 use crate::{Error, Result};
@@ -154,117 +154,35 @@ impl JobStore for MemoryStore {
     }
 
     async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
-        self.transition(id, &Change::MarkEnqueued { now });
-        Ok(())
+        self.transition(id, &Change::MarkEnqueued { now })
+            .await
+            .map(drop)
     }
 
     async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
-        Ok(self.transition(id, &Change::Redrive { now }).is_done())
+        Ok(self
+            .transition(id, &Change::Redrive { now })
+            .await?
+            .is_some())
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        Ok(if lifecycle::apply(j, &Change::Cancel { now }).is_ok() {
-            CancelOutcome::Cancelled(Job::clone(j))
-        } else if lifecycle::apply(j, &Change::RequestCancel { now }).is_ok() {
-            CancelOutcome::Requested(Job::clone(j))
-        } else {
-            CancelOutcome::AlreadyFinished(Job::clone(j))
-        })
+        crate::ports::cancel(self, id, now).await
     }
 }
 
-/// What a move did to a job in the store.
-enum Moved {
-    Done(Job),
-    Refused(Job),
-    Missing,
-}
-
-impl Moved {
-    fn is_done(&self) -> bool {
-        matches!(self, Moved::Done(_))
-    }
-}
-
-impl MemoryStore {
-    /// Locks the table and applies `change` to the job as [`lifecycle::apply`] says.
-    fn transition(&self, id: &JobId, change: &Change<'_>) -> Moved {
-        let mut g = lock(&self.inner);
-        let Some(j) = g.jobs.get_mut(id) else {
-            return Moved::Missing;
-        };
-        match lifecycle::apply(j, change) {
-            Ok(()) => Moved::Done(Job::clone(j)),
-            Err(_) => Moved::Refused(Job::clone(j)),
-        }
-    }
-}
-
+/// Lock and apply: the lifecycle table's pure [`lifecycle::apply`] under the store's lock.
 #[async_trait]
-impl JobLedger for MemoryStore {
-    async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
-        Ok(match self.transition(id, &Change::Claim(lease)) {
-            Moved::Done(job) => Claim::Claimed(job),
-            Moved::Refused(job) => Claim::NotClaimable(job),
-            Moved::Missing => Claim::Missing,
-        })
+impl Transitions for MemoryStore {
+    async fn transition(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Job>> {
+        let mut g = lock(&self.inner);
+        Ok(g.jobs
+            .get_mut(id)
+            .and_then(|j| lifecycle::apply(j, change).ok().map(|()| Job::clone(j))))
     }
 
-    async fn heartbeat(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        instance: &str,
-        progress: f64,
-        lease_until: Option<EpochMillis>,
-    ) -> Result<Directive> {
-        let change = Change::Heartbeat {
-            attempt,
-            instance,
-            progress,
-            lease_until,
-        };
-        Ok(match self.transition(id, &change) {
-            Moved::Done(job) if job.cancel_requested => Directive::Cancel,
-            Moved::Done(_) => Directive::Continue,
-            Moved::Refused(_) | Moved::Missing => Directive::Lost,
-        })
-    }
-
-    async fn finish(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        instance: &str,
-        outcome: &Outcome,
-        now: EpochMillis,
-    ) -> Result<bool> {
-        let change = Change::Finish {
-            attempt,
-            instance,
-            outcome,
-            now,
-        };
-        Ok(self.transition(id, &change).is_done())
-    }
-
-    async fn release(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        instance: &str,
-        now: EpochMillis,
-    ) -> Result<bool> {
-        let change = Change::Release {
-            attempt,
-            instance,
-            now,
-        };
-        Ok(self.transition(id, &change).is_done())
+    async fn current(&self, id: &JobId) -> Result<Option<Job>> {
+        self.get(id).await
     }
 }
 
@@ -289,7 +207,7 @@ impl ActiveWork for MemoryStore {
         now: EpochMillis,
     ) -> Result<bool> {
         let change = Change::FailUnfinished { error, now };
-        Ok(self.transition(id, &change).is_done())
+        Ok(self.transition(id, &change).await?.is_some())
     }
 }
 

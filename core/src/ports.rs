@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::clock::EpochMillis;
 use crate::ids::{AssetId, JobId};
+use crate::job::lifecycle::Change;
 use crate::job::{ActiveJob, Job, JobError, JobState, Outcome};
 use crate::message::JobMessage;
 
@@ -157,6 +158,111 @@ pub trait JobLedger: Send + Sync {
         instance: &str,
         now: EpochMillis,
     ) -> Result<bool>;
+}
+
+/// The one primitive a jobs table implements for the job lifecycle: make one move of
+/// [`crate::job::lifecycle`] atomically, as its table allows. [`JobLedger`] is written once on
+/// top of it, for every store, and so is [`cancel`].
+#[async_trait]
+pub trait Transitions: Send + Sync {
+    /// Makes `change` on job `id` when the lifecycle table allows it: the job as the move left
+    /// it, or `None` (and nothing written) when the table refuses it or there is no such job.
+    async fn transition(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Job>>;
+    /// The job as stored now.
+    async fn current(&self, id: &JobId) -> Result<Option<Job>>;
+}
+
+#[async_trait]
+impl<T: Transitions + ?Sized> JobLedger for T {
+    async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
+        if let Some(job) = self.transition(id, &Change::Claim(lease)).await? {
+            return Ok(Claim::Claimed(job));
+        }
+        Ok(match self.current(id).await? {
+            Some(job) => Claim::NotClaimable(job),
+            None => Claim::Missing,
+        })
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        progress: f64,
+        lease_until: Option<EpochMillis>,
+    ) -> Result<Directive> {
+        let beat = Change::Heartbeat {
+            attempt,
+            instance,
+            progress,
+            lease_until,
+        };
+        Ok(match self.transition(id, &beat).await? {
+            Some(job) if job.cancel_requested => Directive::Cancel,
+            Some(_) => Directive::Continue,
+            None => Directive::Lost,
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        outcome: &Outcome,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let end = Change::Finish {
+            attempt,
+            instance,
+            outcome,
+            now,
+        };
+        Ok(self.transition(id, &end).await?.is_some())
+    }
+
+    async fn release(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        instance: &str,
+        now: EpochMillis,
+    ) -> Result<bool> {
+        let back = Change::Release {
+            attempt,
+            instance,
+            now,
+        };
+        Ok(self.transition(id, &back).await?.is_some())
+    }
+}
+
+/// [`JobStore::cancel`] for any store: cancel a queued job, else flag a running one, else say
+/// it finished. The job may move between the moves; three rounds settle any interleaving short
+/// of a job that is requeued and claimed again within milliseconds, twice.
+pub async fn cancel<S: Transitions + ?Sized>(
+    store: &S,
+    id: &JobId,
+    now: EpochMillis,
+) -> Result<CancelOutcome> {
+    for _ in 0..3 {
+        if let Some(job) = store.transition(id, &Change::Cancel { now }).await? {
+            return Ok(CancelOutcome::Cancelled(job));
+        }
+        if let Some(job) = store.transition(id, &Change::RequestCancel { now }).await? {
+            return Ok(CancelOutcome::Requested(job));
+        }
+        match store.current(id).await? {
+            None => return Ok(CancelOutcome::NotFound),
+            Some(job) if job.state.is_terminal() => return Ok(CancelOutcome::AlreadyFinished(job)),
+            Some(_) => continue,
+        }
+    }
+    Err(crate::Error::Transient {
+        op: "cancel",
+        message: "the job kept changing state".into(),
+    })
 }
 
 /// Queued and running work, read by the scaler and the sweeper.

@@ -220,28 +220,10 @@ impl JobSpec {
         let de = &mut serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, JobSpec>(de) {
             Ok(spec) => Ok(spec),
-            Err(err) => {
-                let field = display_path(err.path());
-                let inner = err.into_inner();
-                let code = match inner.classify() {
-                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                        "malformed_json"
-                    }
-                    _ => "invalid_field",
-                };
-                // serde_json appends " at line L column C"; the path says where, so drop it.
-                let text = inner.to_string();
-                let message = match text.rfind(" at line ") {
-                    Some(i) => text[..i].to_owned(),
-                    None => text,
-                };
-                let field = if code == "malformed_json" {
-                    String::new()
-                } else {
-                    field
-                };
-                Err(SpecError::new(code, field, message))
-            }
+            Err(err) => Err(crate::api::json_error(
+                err.inner(),
+                display_path(err.path()),
+            )),
         }
     }
 

@@ -483,13 +483,17 @@ fn installer_settings() -> BTreeSet<String> {
 
 /// Where the binaries' shared settings (environment, bucket) are read.
 const NAMES_RS: &str = "core/src/names.rs";
+/// Every binary's edge (its log filter, `RENDERFLEET_LOG`) is read here.
+const EDGE_RS: &str = "core/src/edge.rs";
 
 #[test]
 fn every_variable_terraform_sets_is_read_by_its_binary() {
     for (module_name, src, _) in BINARIES {
         let mut reads = variables_read(&rust_sources(src));
-        // Every binary reads its resource names through core::names.
+        // Every binary reads its resource names through core::names, its log filter through
+        // core::edge.
         reads.extend(variables_read(&read(NAMES_RS)));
+        reads.extend(variables_read(&read(EDGE_RS)));
         let mut set: BTreeSet<String> = renderfleet_settings(&module(module_name))
             .into_keys()
             .collect();

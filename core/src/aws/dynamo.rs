@@ -26,9 +26,9 @@ use crate::job::lifecycle::{self, Change, Guard, Transition};
 use crate::job::{ActiveJob, Job, JobError, JobOutput, JobState, Outcome};
 use crate::names::{ACTIVE_INDEX, ACTIVE_INDEX_ATTRIBUTES, ACTIVE_SHARDS, AGENTS_PK, TENANT_INDEX};
 use crate::ports::{
-    ActiveWork, AgentDirectory, ApiKeyRecord, ApiKeys, Asset, AssetStore, CancelOutcome, Claim,
-    Created, Directive, HealthReporter, Heartbeat, Idempotency, JobLedger, JobPage, JobStore,
-    Lease, LeaseOutcome, ListQuery, Retirement, ScalerMemory, TickLease, WorkGate,
+    ActiveWork, AgentDirectory, ApiKeyRecord, ApiKeys, Asset, AssetStore, CancelOutcome, Created,
+    HealthReporter, Heartbeat, Idempotency, JobPage, JobStore, Lease, LeaseOutcome, ListQuery,
+    Retirement, ScalerMemory, TickLease, Transitions, WorkGate,
 };
 use crate::spec::JobSpec;
 use crate::{Error, Result};
@@ -545,13 +545,8 @@ impl DynamoStore {
 
     /// One move of the job lifecycle as one conditional `UpdateItem`: the condition from the
     /// move's rule, the update from [`update_of`]. `None` when the condition failed and nothing
-    /// was written; with `returns`, the item as the write left it.
-    async fn transition(
-        &self,
-        id: &JobId,
-        change: &Change<'_>,
-        returns: ReturnValue,
-    ) -> Result<Option<Item>> {
+    /// was written, else the item as the write left it.
+    async fn update_job(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Item>> {
         let rule = change.transition().rule();
         let condition = rule.condition();
         let (update, mut values) = update_of(change);
@@ -569,7 +564,7 @@ impl DynamoStore {
             .key("sk", s("JOB"))
             .update_expression(&update)
             .condition_expression(&condition)
-            .return_values(returns);
+            .return_values(ReturnValue::AllNew);
         if used("#st") {
             req = req.expression_attribute_names("#st", "state");
         }
@@ -787,117 +782,36 @@ impl JobStore for DynamoStore {
     }
 
     async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
-        self.transition(id, &Change::MarkEnqueued { now }, ReturnValue::None)
+        self.transition(id, &Change::MarkEnqueued { now })
             .await
             .map(drop)
     }
 
     async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
-        let change = Change::Redrive { now };
-        let moved = self.transition(id, &change, ReturnValue::None);
-        Ok(moved.await?.is_some())
+        Ok(self
+            .transition(id, &Change::Redrive { now })
+            .await?
+            .is_some())
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
-        // The job may move between our reads and writes; three rounds settle any interleaving
-        // short of a job that is requeued and claimed again within milliseconds, twice.
-        for _ in 0..3 {
-            let all_new = ReturnValue::AllNew;
-            if let Some(item) = self
-                .transition(id, &Change::Cancel { now }, all_new)
-                .await?
-            {
-                return Ok(CancelOutcome::Cancelled(item_to_job(&item)?));
-            }
-            let all_new = ReturnValue::AllNew;
-            let flag = Change::RequestCancel { now };
-            if let Some(item) = self.transition(id, &flag, all_new).await? {
-                return Ok(CancelOutcome::Requested(item_to_job(&item)?));
-            }
-            match self.get(id).await? {
-                None => return Ok(CancelOutcome::NotFound),
-                Some(job) if job.state.is_terminal() => {
-                    return Ok(CancelOutcome::AlreadyFinished(job));
-                }
-                Some(_) => continue,
-            }
-        }
-        Err(Error::Transient {
-            op: "cancel",
-            message: "the job kept changing state".into(),
-        })
+        crate::ports::cancel(self, id, now).await
     }
 }
 
+/// Each move is one conditional `UpdateItem`: the condition from the move's rule, the update
+/// from [`update_of`], the item as the write left it returned.
 #[async_trait]
-impl JobLedger for DynamoStore {
-    async fn claim(&self, id: &JobId, lease: &Lease) -> Result<Claim> {
-        let change = Change::Claim(lease);
-        let moved = self.transition(id, &change, ReturnValue::AllNew);
-        Ok(match moved.await? {
-            Some(item) => Claim::Claimed(item_to_job(&item)?),
-            None => match self.get(id).await? {
-                Some(job) => Claim::NotClaimable(job),
-                None => Claim::Missing,
-            },
-        })
+impl Transitions for DynamoStore {
+    async fn transition(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Job>> {
+        match self.update_job(id, change).await? {
+            Some(item) => item_to_job(&item).map(Some),
+            None => Ok(None),
+        }
     }
 
-    async fn heartbeat(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        instance: &str,
-        progress: f64,
-        lease_until: Option<EpochMillis>,
-    ) -> Result<Directive> {
-        let change = Change::Heartbeat {
-            attempt,
-            instance,
-            progress,
-            lease_until,
-        };
-        Ok(
-            match self.transition(id, &change, ReturnValue::AllNew).await? {
-                Some(item) if opt_b(&item, "cancel_requested") => Directive::Cancel,
-                Some(_) => Directive::Continue,
-                None => Directive::Lost,
-            },
-        )
-    }
-
-    async fn finish(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        instance: &str,
-        outcome: &Outcome,
-        now: EpochMillis,
-    ) -> Result<bool> {
-        let change = Change::Finish {
-            attempt,
-            instance,
-            outcome,
-            now,
-        };
-        let moved = self.transition(id, &change, ReturnValue::None);
-        Ok(moved.await?.is_some())
-    }
-
-    async fn release(
-        &self,
-        id: &JobId,
-        attempt: u32,
-        instance: &str,
-        now: EpochMillis,
-    ) -> Result<bool> {
-        let change = Change::Release {
-            attempt,
-            instance,
-            now,
-        };
-        let moved = self.transition(id, &change, ReturnValue::None);
-        Ok(moved.await?.is_some())
+    async fn current(&self, id: &JobId) -> Result<Option<Job>> {
+        self.get(id).await
     }
 }
 
@@ -928,8 +842,7 @@ impl ActiveWork for DynamoStore {
         now: EpochMillis,
     ) -> Result<bool> {
         let change = Change::FailUnfinished { error, now };
-        let moved = self.transition(id, &change, ReturnValue::None);
-        Ok(moved.await?.is_some())
+        Ok(self.transition(id, &change).await?.is_some())
     }
 }
 

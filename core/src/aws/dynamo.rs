@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
@@ -557,11 +558,7 @@ impl DynamoStore {
         // DynamoDB refuses a placeholder that neither expression uses.
         let used = |ph: &str| mentions(&update, ph) || mentions(&condition, ph);
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(job_pk(id)))
-            .key("sk", s("JOB"))
+            .update(job_pk(id), "JOB")
             .update_expression(&update)
             .condition_expression(&condition)
             .return_values(ReturnValue::AllNew);
@@ -582,6 +579,15 @@ impl DynamoStore {
             Err(Error::Conflict(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// An `UpdateItem` of the item (`pk`, `sk`).
+    fn update(&self, pk: impl Into<String>, sk: impl Into<String>) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
     }
 
     async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>> {
@@ -873,11 +879,7 @@ impl ApiKeys for DynamoStore {
 
     async fn revoke_key(&self, key_id: &str, now: EpochMillis) -> Result<bool> {
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("KEY#{key_id}")))
-            .key("sk", s("KEY"))
+            .update(format!("KEY#{key_id}"), "KEY")
             .update_expression("SET revoked_at = if_not_exists(revoked_at, :now)")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", n(now))
@@ -980,15 +982,8 @@ impl ScalerMemory for DynamoStore {
 }
 
 impl DynamoStore {
-    fn agent_key(
-        &self,
-        instance_id: &str,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(AGENTS_PK))
-            .key("sk", s(instance_id))
+    fn agent_key(&self, instance_id: &str) -> UpdateItemFluentBuilder {
+        self.update(AGENTS_PK, instance_id)
     }
 }
 
@@ -1124,11 +1119,7 @@ impl TickLease for DynamoStore {
         until: EpochMillis,
     ) -> Result<LeaseOutcome> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(SCALER_STATE_PK))
-            .key("sk", s(LEASE_SK))
+            .update(SCALER_STATE_PK, LEASE_SK)
             .expression_attribute_values(":h", s(holder))
             .expression_attribute_values(":until", n(until))
             .expression_attribute_values(":now", n(now));
@@ -1168,11 +1159,7 @@ impl TickLease for DynamoStore {
 
     async fn release(&self, holder: &str) -> Result<()> {
         let res = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(SCALER_STATE_PK))
-            .key("sk", s(LEASE_SK))
+            .update(SCALER_STATE_PK, LEASE_SK)
             .update_expression("SET lease_until = :zero")
             .condition_expression("holder = :h")
             .expression_attribute_values(":zero", n(0))

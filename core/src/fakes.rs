@@ -154,16 +154,11 @@ impl JobStore for MemoryStore {
     }
 
     async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
-        self.transition(id, &Change::MarkEnqueued { now })
-            .await
-            .map(drop)
+        self.make(id, &Change::MarkEnqueued { now }).await.map(drop)
     }
 
     async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
-        Ok(self
-            .transition(id, &Change::Redrive { now })
-            .await?
-            .is_some())
+        self.make(id, &Change::Redrive { now }).await
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
@@ -207,7 +202,7 @@ impl ActiveWork for MemoryStore {
         now: EpochMillis,
     ) -> Result<bool> {
         let change = Change::FailUnfinished { error, now };
-        Ok(self.transition(id, &change).await?.is_some())
+        self.make(id, &change).await
     }
 }
 

@@ -168,6 +168,11 @@ pub trait Transitions: Send + Sync {
     /// Makes `change` on job `id` when the lifecycle table allows it: the job as the move left
     /// it, or `None` (and nothing written) when the table refuses it or there is no such job.
     async fn transition(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Job>>;
+    /// Makes `change` like [`Transitions::transition`], for a caller that needs only whether it
+    /// was made (a store may then skip reading the job back).
+    async fn make(&self, id: &JobId, change: &Change<'_>) -> Result<bool> {
+        Ok(self.transition(id, change).await?.is_some())
+    }
     /// The job as stored now.
     async fn current(&self, id: &JobId) -> Result<Option<Job>>;
 }
@@ -219,7 +224,7 @@ impl<T: Transitions + ?Sized> JobLedger for T {
             outcome,
             now,
         };
-        Ok(self.transition(id, &end).await?.is_some())
+        self.make(id, &end).await
     }
 
     async fn release(
@@ -234,7 +239,7 @@ impl<T: Transitions + ?Sized> JobLedger for T {
             instance,
             now,
         };
-        Ok(self.transition(id, &back).await?.is_some())
+        self.make(id, &back).await
     }
 }
 

@@ -546,8 +546,13 @@ impl DynamoStore {
 
     /// One move of the job lifecycle as one conditional `UpdateItem`: the condition from the
     /// move's rule, the update from [`update_of`]. `None` when the condition failed and nothing
-    /// was written, else the item as the write left it.
-    async fn update_job(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Item>> {
+    /// was written; else the item as the write left it, when `returns` asks for it.
+    async fn update_job(
+        &self,
+        id: &JobId,
+        change: &Change<'_>,
+        returns: ReturnValue,
+    ) -> Result<Option<Item>> {
         let rule = change.transition().rule();
         let condition = rule.condition();
         let (update, mut values) = update_of(change);
@@ -561,7 +566,7 @@ impl DynamoStore {
             .update(job_pk(id), "JOB")
             .update_expression(&update)
             .condition_expression(&condition)
-            .return_values(ReturnValue::AllNew);
+            .return_values(returns);
         if used("#st") {
             req = req.expression_attribute_names("#st", "state");
         }
@@ -788,16 +793,11 @@ impl JobStore for DynamoStore {
     }
 
     async fn mark_enqueued(&self, id: &JobId, now: EpochMillis) -> Result<()> {
-        self.transition(id, &Change::MarkEnqueued { now })
-            .await
-            .map(drop)
+        self.make(id, &Change::MarkEnqueued { now }).await.map(drop)
     }
 
     async fn redrive(&self, id: &JobId, now: EpochMillis) -> Result<bool> {
-        Ok(self
-            .transition(id, &Change::Redrive { now })
-            .await?
-            .is_some())
+        self.make(id, &Change::Redrive { now }).await
     }
 
     async fn cancel(&self, id: &JobId, now: EpochMillis) -> Result<CancelOutcome> {
@@ -806,14 +806,19 @@ impl JobStore for DynamoStore {
 }
 
 /// Each move is one conditional `UpdateItem`: the condition from the move's rule, the update
-/// from [`update_of`], the item as the write left it returned.
+/// from [`update_of`]; the item is read back (`ALL_NEW`) only when the caller needs the job.
 #[async_trait]
 impl Transitions for DynamoStore {
     async fn transition(&self, id: &JobId, change: &Change<'_>) -> Result<Option<Job>> {
-        match self.update_job(id, change).await? {
+        match self.update_job(id, change, ReturnValue::AllNew).await? {
             Some(item) => item_to_job(&item).map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn make(&self, id: &JobId, change: &Change<'_>) -> Result<bool> {
+        let made = self.update_job(id, change, ReturnValue::None).await?;
+        Ok(made.is_some())
     }
 
     async fn current(&self, id: &JobId) -> Result<Option<Job>> {
@@ -848,7 +853,7 @@ impl ActiveWork for DynamoStore {
         now: EpochMillis,
     ) -> Result<bool> {
         let change = Change::FailUnfinished { error, now };
-        Ok(self.transition(id, &change).await?.is_some())
+        self.make(id, &change).await
     }
 }
 

@@ -715,6 +715,7 @@ impl Seeing {
             leased: leased_instances(active, now),
             trusted: health.trusted(),
         };
+        let stale_ms = cfg.heartbeat_stale.as_millis() as i64;
         let mut out = Self::default();
         let mut condemned = BTreeSet::new();
         for inst in &fleet.instances {
@@ -735,7 +736,6 @@ impl Seeing {
                 continue;
             }
             // An old view is used as it is: only a fresh one can show a heartbeat went stale.
-            let stale_ms = cfg.heartbeat_stale.as_millis() as i64;
             let beat = last.filter(|hb| !ctx.trusted || now - hb.ts <= stale_ms);
             let w = |jobs: u32| busy_worker(&inst.id, jobs, age_secs);
             match (&inst.lifecycle, beat) {

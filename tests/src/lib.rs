@@ -38,11 +38,8 @@ pub fn bin_dir() -> PathBuf {
 #[derive(Debug)]
 pub struct Stack {
     pub state_dir: tempfile::TempDir,
-    pub api_url: String,
-    pub api_key: String,
-    pub endpoint: String,
+    /// The resolved names, from `stack.json`.
     pub names: ResourceNames,
-    pub region: String,
     /// The job server's REST API, as the dev tenant.
     pub api: Api,
     /// What `renderctl dev up` recorded in `stack.json`.
@@ -75,11 +72,7 @@ impl Stack {
         }
         let recorded = stack::load_stack(state_dir.path())?;
         Ok(Self {
-            api_url: recorded.api_url.clone(),
-            api_key: recorded.api_key.clone(),
-            endpoint: recorded.endpoint.clone(),
             names: recorded.resource_names()?,
-            region: recorded.region.clone(),
             api: Api::new(&recorded.api_url, &recorded.api_key)?,
             recorded,
             state_dir,
@@ -106,7 +99,7 @@ impl Stack {
     }
 
     pub async fn sdk(&self) -> aws_config_shim::SdkConfig {
-        renderfleet_core::aws::emulator_config(&self.endpoint, &self.region).await
+        renderfleet_core::aws::emulator_config(&self.recorded.endpoint, &self.recorded.region).await
     }
 
     pub async fn fleet(&self) -> AsgFleet {
@@ -213,8 +206,8 @@ impl Stack {
     /// environment name).
     pub fn service_env(&self) -> Vec<(String, String)> {
         vec![
-            ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
-            ("AWS_REGION".into(), self.region.clone()),
+            ("AWS_ENDPOINT_URL".into(), self.recorded.endpoint.clone()),
+            ("AWS_REGION".into(), self.recorded.region.clone()),
             ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),

@@ -19,7 +19,7 @@ async fn doomed_server(stack: &Stack, failpoint: &str) -> anyhow::Result<(Child,
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let doomed_api = Api::new(&format!("http://127.0.0.1:{port}"), &stack.api_key)?;
+    let doomed_api = Api::new(&format!("http://127.0.0.1:{port}"), &stack.recorded.api_key)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !doomed_api.healthy().await {
         anyhow::ensure!(
